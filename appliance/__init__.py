@@ -1,0 +1,1 @@
+"""Office PBX appliance: the engine daemon, routing and storage."""

@@ -1,0 +1,265 @@
+"""The `pbx` command: run the engine or the web UI, and administer the box."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import settings as settings_mod
+from .settings import Settings, SettingsError
+
+EXIT_USAGE = 2
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return settings_mod.load(
+        Path(args.config) if args.config else None,
+        data_dir=args.data_dir,
+        **extra,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the engine in the foreground (systemd's ExecStart)."""
+    from .box import Box
+    from .service import setup_logging
+
+    s = _settings(args, engine_sip_port=args.engine_sip_port)
+    setup_logging(s.log_level)
+    return asyncio.run(Box(s).main())
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the web UI with waitress."""
+    from waitress import serve
+
+    from webui import create_app
+
+    from .service import setup_logging
+
+    s = _settings(args, web_bind=args.bind, web_port=args.port)
+    setup_logging(s.log_level, identifier="pbx-web")
+    app = create_app(s)
+    print(f"web UI on http://{s.web_bind}:{s.web_port}/", file=sys.stderr)
+    serve(app, host=s.web_bind, port=s.web_port, threads=8, ident="pbx")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Engine + web UI + demo configuration on localhost, for a laptop."""
+    from . import devmode
+
+    return devmode.run(args)
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the database to the latest schema."""
+    from .db import Database
+
+    s = _settings(args)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.open(s.db_path, migrate=False)
+    try:
+        before = db.schema_version()
+        db.migrate()
+        after = db.schema_version()
+    finally:
+        db.close()
+    print(f"database {s.db_path}: schema {before} -> {after}")
+    return 0
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    """Create a web administrator (the password is asked, never defaulted)."""
+    from .accounts import AccountError, create_web_user
+    from .db import Database
+
+    password = os.environ.get("PBX_ADMIN_PASSWORD") if args.password_env else None
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("password: ")
+            if getpass.getpass("again: ") != password:
+                print("error: the passwords differ", file=sys.stderr)
+                return 1
+    s = _settings(args)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.open(s.db_path)
+    try:
+        create_web_user(db, args.username, password, "administrator")
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print(f"administrator {args.username!r} created")
+    return 0
+
+
+def cmd_config_export(args: argparse.Namespace) -> int:
+    """Print (or write) the configuration as YAML."""
+    from .config.yamlio import export_yaml
+    from .db import Database
+
+    db = Database.open(_settings(args).db_path)
+    try:
+        text = export_yaml(db)
+    finally:
+        db.close()
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_config_import(args: argparse.Namespace) -> int:
+    """Validate a YAML file and replace the configuration with it."""
+    from .config import ConfigError
+    from .config.yamlio import import_yaml
+    from .db import Database
+
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    s = _settings(args)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.open(s.db_path)
+    try:
+        report = import_yaml(db, text)
+    except ConfigError as exc:
+        print(f"error: the configuration was not imported:\n{exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print(f"imported: {report}")
+    if args.reload:
+        return _reload(s)
+    return 0
+
+
+def _reload(s: Settings) -> int:
+    from .control import ControlError, call
+
+    try:
+        call(s.control_socket, "POST", "/reload")
+    except ControlError as exc:
+        print(f"warning: {exc} (the engine picks the change up when it starts)",
+              file=sys.stderr)
+        return 0
+    print("engine reloaded")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the running engine to reload its configuration."""
+    return _reload(_settings(args))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show the running engine's state."""
+    from .control import ControlError, call
+
+    s = _settings(args)
+    try:
+        status = call(s.control_socket, "GET", "/status")
+    except ControlError as exc:
+        print(f"engine: not running ({exc})", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+    else:
+        eng = status["engine"]
+        print(f"state:   {status['state']} (up {status['uptime_s']} s, "
+              f"{status['reloads']} reload(s))")
+        print(f"engine:  pjsua2 {eng['pjsua2_version']}, healthy={eng['healthy']}, "
+              f"{eng['legs']} leg(s)")
+        print(f"calls:   {status['calls']} in progress")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the installation: pjsua2 build, limits, codecs, OpenSSL, database."""
+    from . import doctor
+
+    report = doctor.run(_settings(args))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.text())
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `pbx`."""
+    p = argparse.ArgumentParser(prog="pbx", description="Office PBX appliance")
+    p.add_argument("--config", help="settings file (TOML); default /etc/pbx/pbx.toml")
+    p.add_argument("--data-dir", help="data directory (database, recordings)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the engine (systemd unit pbx-engine)")
+    run.add_argument("--engine-sip-port", type=int, help="engine's loopback SIP port")
+    run.set_defaults(func=cmd_run)
+
+    web = sub.add_parser("web", help="serve the web UI (systemd unit pbx-web)")
+    web.add_argument("--bind", help="address to listen on")
+    web.add_argument("--port", type=int, help="port to listen on")
+    web.set_defaults(func=cmd_web)
+
+    dev = sub.add_parser("dev", help="engine + web + simulated modems + demo data")
+    dev.add_argument("--port", type=int, default=8080, help="web UI port")
+    dev.add_argument("--fresh", action="store_true", help="start from an empty data dir")
+    dev.set_defaults(func=cmd_dev)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True)
+    db.add_parser("migrate", help="create or upgrade the schema").set_defaults(
+        func=cmd_db_migrate)
+
+    admin = sub.add_parser("admin", help="web administrators").add_subparsers(
+        dest="admin_command", required=True)
+    create = admin.add_parser("create", help="create an administrator")
+    create.add_argument("username")
+    create.add_argument("--password-env", action="store_true",
+                        help="take the password from $PBX_ADMIN_PASSWORD")
+    create.set_defaults(func=cmd_admin_create)
+
+    config = sub.add_parser("config", help="configuration as YAML").add_subparsers(
+        dest="config_command", required=True)
+    exp = config.add_parser("export", help="print the configuration")
+    exp.add_argument("-o", "--output", help="write to this file instead")
+    exp.set_defaults(func=cmd_config_export)
+    imp = config.add_parser("import", help="validate and load a configuration file")
+    imp.add_argument("file", help="YAML file, or - for standard input")
+    imp.add_argument("--reload", action="store_true", help="reload the running engine")
+    imp.set_defaults(func=cmd_config_import)
+
+    sub.add_parser("reload", help="reload the running engine").set_defaults(func=cmd_reload)
+    st = sub.add_parser("status", help="state of the running engine")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+    doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pbx` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"error: settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""Checks that need the whole configuration: references resolve, numbers are unique,
+schedules make sense, and no destination loops back on itself without the caller acting."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .errors import ConfigError, Problem
+from .model import BoxConfig, Destination
+from .types import WEEKDAYS, period_minutes
+
+_NAMES = {
+    "employee": "employee with extension",
+    "department": "department",
+    "voice_menu": "voice menu",
+    "queue": "queue",
+    "voicemail": "voicemail box",
+    "flow": "call flow",
+    "chain": "forwarding chain",
+    "webhook": "webhook",
+    "line": "line",
+    "prompt": "prompt",
+    "schedule": "schedule",
+    "holiday_set": "holiday set",
+    "crm": "CRM connection",
+    "route": "outbound route",
+}
+
+
+@dataclass
+class _Index:
+    """Known keys per entity kind, built once from the configuration."""
+
+    known: dict[str, set[str]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def need(self, kind: str, key: str | None, path: str) -> None:
+        """Record a problem at `path` unless `key` names a known entity of `kind`."""
+        if key is not None and key not in self.known.get(kind, set()):
+            what = _NAMES[kind]
+            shown = key if kind == "employee" else repr(key)
+            self.problems.append(Problem(path, f"no {what} {shown}"))
+
+    def dest(self, dest: Destination | None, path: str) -> None:
+        """Check that a destination's target (and line) exist."""
+        if dest is None:
+            return
+        if dest.kind in _NAMES:
+            self.need(dest.kind, dest.target, path)
+        if dest.line is not None:
+            self.need("line", dest.line, path + ".line")
+
+
+def cross_problems(cfg: BoxConfig) -> list[Problem]:
+    """Every cross-reference problem of a configuration, in document order."""
+    idx = _Index()
+    _unique_keys(cfg, idx)
+    _unique_extensions(cfg, idx)
+    _unique_values(cfg, idx)
+    _references(cfg, idx)
+    _schedules(cfg, idx)
+    _loops(cfg, idx)
+    return idx.problems
+
+
+def cross_check(cfg: BoxConfig) -> None:
+    """Raise ConfigError if `cross_problems` finds anything."""
+    problems = cross_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _collections(cfg: BoxConfig) -> Iterator[tuple[str, str, list[str]]]:
+    """(kind, collection name, keys) for every keyed collection."""
+    yield "employee", "employees", [e.extension for e in cfg.employees]
+    yield "department", "departments", [d.key for d in cfg.departments]
+    yield "voice_menu", "voice_menus", [m.key for m in cfg.voice_menus]
+    yield "queue", "queues", [q.key for q in cfg.queues]
+    yield "voicemail", "voicemail_boxes", [v.key for v in cfg.voicemail_boxes]
+    yield "flow", "flows", [f.key for f in cfg.flows]
+    yield "chain", "forwarding_chains", [c.key for c in cfg.forwarding_chains]
+    yield "webhook", "webhooks", [w.key for w in cfg.webhooks]
+    yield "line", "lines", [line.key for line in cfg.lines]
+    yield "prompt", "prompts", [p.key for p in cfg.prompts]
+    yield "schedule", "schedules", [s.key for s in cfg.schedules]
+    yield "holiday_set", "holiday_sets", [h.key for h in cfg.holiday_sets]
+    yield "crm", "crm", [c.key for c in cfg.crm]
+    yield "route", "outbound_routes", [r.key for r in cfg.outbound_routes]
+
+
+def _unique_keys(cfg: BoxConfig, idx: _Index) -> None:
+    for kind, collection, keys in _collections(cfg):
+        seen: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key in seen:
+                field_name = "extension" if kind == "employee" else "key"
+                idx.problems.append(Problem(
+                    f"{collection}[{i}].{field_name}",
+                    f"{key!r} is already used by {collection}[{seen[key]}]",
+                ))
+            else:
+                seen[key] = i
+        idx.known[kind] = set(keys)
+
+
+def _unique_extensions(cfg: BoxConfig, idx: _Index) -> None:
+    """One internal number space: employees, departments, menus, queues, voicemail boxes."""
+    owners: dict[str, str] = {}
+    items: list[tuple[str, str | None, str]] = []
+    items += [(f"employees[{i}].extension", e.extension, f"employee {e.name}")
+              for i, e in enumerate(cfg.employees)]
+    items += [(f"departments[{i}].extension", d.extension, f"department {d.key!r}")
+              for i, d in enumerate(cfg.departments)]
+    items += [(f"voice_menus[{i}].extension", m.extension, f"voice menu {m.key!r}")
+              for i, m in enumerate(cfg.voice_menus)]
+    items += [(f"queues[{i}].extension", q.extension, f"queue {q.key!r}")
+              for i, q in enumerate(cfg.queues)]
+    items += [(f"voicemail_boxes[{i}].extension", v.extension, f"voicemail box {v.key!r}")
+              for i, v in enumerate(cfg.voicemail_boxes)]
+    for path, extension, owner in items:
+        if extension is None:
+            continue
+        if extension in owners and not path.startswith("employees["):
+            idx.problems.append(
+                Problem(path, f"{extension} is already used by {owners[extension]}"))
+        elif extension in owners:
+            continue  # duplicate employee extensions are reported by _unique_keys
+        else:
+            owners[extension] = owner
+
+
+def _duplicates(values: Iterable[tuple[str, str]], what: str, idx: _Index) -> None:
+    seen: dict[str, str] = {}
+    for path, value in values:
+        if value in seen:
+            idx.problems.append(Problem(path, f"{what} {value} is already used by {seen[value]}"))
+        else:
+            seen[value] = path
+
+
+def _unique_values(cfg: BoxConfig, idx: _Index) -> None:
+    _duplicates(
+        ((f"employees[{i}].devices[{j}].username", d.username)
+         for i, e in enumerate(cfg.employees) for j, d in enumerate(e.devices)),
+        "SIP user name", idx,
+    )
+    _duplicates(((f"numbers[{i}].number", n.number) for i, n in enumerate(cfg.numbers)),
+                "number", idx)
+    _duplicates(((f"blacklist[{i}].number", b.number) for i, b in enumerate(cfg.blacklist)),
+                "number", idx)
+    sims = [(i, line) for i, line in enumerate(cfg.lines) if line.kind == "sim"]
+    _duplicates(((f"lines[{i}].iccid", line.iccid) for i, line in sims if line.iccid),
+                "ICCID", idx)
+    _duplicates(((f"lines[{i}].imei", line.imei) for i, line in sims if line.imei),
+                "IMEI", idx)
+    realm = cfg.box.sip_realm
+    for i, employee in enumerate(cfg.employees):
+        for j, device in enumerate(employee.devices):
+            if device.realm is not None and device.realm != realm:
+                idx.problems.append(Problem(
+                    f"employees[{i}].devices[{j}].realm",
+                    f"the digests were made for realm {device.realm!r} but the box realm is "
+                    f"{realm!r}: the phone could not log in; give the `password` again",
+                ))
+
+
+def _references(cfg: BoxConfig, idx: _Index) -> None:
+    need, dest = idx.need, idx.dest
+    for i, d in enumerate(cfg.departments):
+        _members(d.members, f"departments[{i}].members", idx)
+        dest(d.overflow, f"departments[{i}].overflow")
+    for i, v in enumerate(cfg.voicemail_boxes):
+        need("employee", v.owner, f"voicemail_boxes[{i}].owner")
+        need("prompt", v.greeting, f"voicemail_boxes[{i}].greeting")
+    for i, n in enumerate(cfg.numbers):
+        need("line", n.line, f"numbers[{i}].line")
+        need("flow", n.flow, f"numbers[{i}].flow")
+    for i, s in enumerate(cfg.schedules):
+        for j, key in enumerate(s.holidays):
+            need("holiday_set", key, f"schedules[{i}].holidays[{j}]")
+    for i, f in enumerate(cfg.flows):
+        need("schedule", f.schedule, f"flows[{i}].schedule")
+        for j, b in enumerate(f.branches):
+            need("prompt", b.greeting, f"flows[{i}].branches[{j}].greeting")
+            dest(b.to, f"flows[{i}].branches[{j}].to")
+    for i, c in enumerate(cfg.forwarding_chains):
+        for j, step in enumerate(c.steps):
+            dest(step.to, f"forwarding_chains[{i}].steps[{j}].to")
+        dest(c.final, f"forwarding_chains[{i}].final")
+    for i, m in enumerate(cfg.voice_menus):
+        need("prompt", m.greeting, f"voice_menus[{i}].greeting")
+        need("prompt", m.invalid_greeting, f"voice_menus[{i}].invalid_greeting")
+        need("voice_menu", m.parent, f"voice_menus[{i}].parent")
+        for digit, to in m.keys.items():
+            dest(to, f"voice_menus[{i}].keys[{digit!r}]")
+        dest(m.default, f"voice_menus[{i}].default")
+    _menu_parents(cfg, idx)
+    for i, q in enumerate(cfg.queues):
+        _members(q.agents, f"queues[{i}].agents", idx)
+        need("prompt", q.music_on_hold, f"queues[{i}].music_on_hold")
+        dest(q.overflow, f"queues[{i}].overflow")
+        for digit, to in q.keys.items():
+            dest(to, f"queues[{i}].keys[{digit!r}]")
+    rc = cfg.repeat_caller
+    for j, source in enumerate(rc.sources):
+        if source.startswith("crm:"):
+            need("crm", source[4:], f"repeat_caller.sources[{j}]")
+    _members(rc.exceptions, "repeat_caller.exceptions", idx)
+    dest(rc.default, "repeat_caller.default")
+    for i, r in enumerate(cfg.outbound_routes):
+        for j, key in enumerate(r.lines):
+            need("line", key, f"outbound_routes[{i}].lines[{j}]")
+    for i, rule in enumerate(cfg.caller_id_rules):
+        need("route", rule.route, f"caller_id_rules[{i}].route")
+    for i, crm in enumerate(cfg.crm):
+        for user, extension in crm.users.items():
+            need("employee", extension, f"crm[{i}].users[{user!r}]")
+    notes = cfg.notifications
+    need("line", notes.sms_line, "notifications.sms_line")
+    kinds = {line.key: line.kind for line in cfg.lines}
+    if notes.sms_line in kinds and kinds[notes.sms_line] != "sim":
+        idx.problems.append(Problem("notifications.sms_line", "SMS are sent through a SIM line"))
+    if any(r.channel == "sms" for r in notes.rules) and notes.sms_line is None:
+        idx.problems.append(Problem("notifications.sms_line", "SMS rules need an `sms_line`"))
+    if any(r.channel == "email" for r in notes.rules) and notes.smtp is None:
+        idx.problems.append(Problem("notifications.smtp", "e-mail rules need `smtp` settings"))
+
+
+def _members(extensions: list[str], path: str, idx: _Index) -> None:
+    seen: set[str] = set()
+    for j, extension in enumerate(extensions):
+        idx.need("employee", extension, f"{path}[{j}]")
+        if extension in seen:
+            idx.problems.append(Problem(f"{path}[{j}]", f"{extension} is listed twice"))
+        seen.add(extension)
+
+
+def _menu_parents(cfg: BoxConfig, idx: _Index) -> None:
+    parents = {m.key: m.parent for m in cfg.voice_menus}
+    for i, menu in enumerate(cfg.voice_menus):
+        seen = {menu.key}
+        parent = menu.parent
+        while parent is not None and parent in parents:
+            if parent in seen:
+                idx.problems.append(Problem(f"voice_menus[{i}].parent",
+                                            "menus are each other's parents (a loop)"))
+                break
+            seen.add(parent)
+            parent = parents[parent]
+
+
+def _schedules(cfg: BoxConfig, idx: _Index) -> None:
+    week = 7 * 1440
+    for i, schedule in enumerate(cfg.schedules):
+        spans: list[tuple[int, int, str]] = []
+        for day, periods in schedule.hours.items():
+            base = WEEKDAYS.index(day) * 1440
+            for j, period in enumerate(periods):
+                opens, closes = period_minutes(period)
+                start = base + opens
+                end = base + closes if closes > opens else base + 1440 + closes
+                path = f"schedules[{i}].hours.{day}[{j}]"
+                if end > week:  # Sunday night into Monday morning
+                    spans += [(start, week, path), (0, end - week, path)]
+                else:
+                    spans.append((start, end, path))
+        spans.sort()
+        for (_s1, e1, p1), (s2, _e2, p2) in itertools.pairwise(spans):
+            if s2 < e1 and p1 != p2:
+                idx.problems.append(Problem(p2, f"overlaps {p1}"))
+        for j, special in enumerate(schedule.dates):
+            ranges = sorted(period_minutes(p) for p in special.hours)
+            for (o1, c1), (o2, _c2) in itertools.pairwise(ranges):
+                if o2 < (c1 if c1 > o1 else 1440):
+                    idx.problems.append(Problem(f"schedules[{i}].dates[{j}].hours",
+                                                "periods overlap"))
+        dates = [d.date for d in schedule.dates]
+        for j, date in enumerate(dates):
+            if date in dates[:j]:
+                idx.problems.append(Problem(f"schedules[{i}].dates[{j}].date",
+                                            f"{date} is listed twice"))
+    for i, hs in enumerate(cfg.holiday_sets):
+        dates = [d.date for d in hs.dates]
+        for j, date in enumerate(dates):
+            if date in dates[:j]:
+                idx.problems.append(Problem(f"holiday_sets[{i}].dates[{j}].date",
+                                            f"{date} is listed twice"))
+
+
+_LOOP_KINDS = frozenset({"flow", "chain", "department", "queue", "voice_menu"})
+
+
+def _loops(cfg: BoxConfig, idx: _Index) -> None:
+    """Find destinations that lead back to themselves with no caller action (endless loop)."""
+    edges: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    paths: dict[tuple[str, str], str] = {}
+
+    def add(node: tuple[str, str], path: str, targets: Iterable[Destination | None]) -> None:
+        paths[node] = path
+        edges[node] = [(d.kind, d.target) for d in targets
+                       if d is not None and d.kind in _LOOP_KINDS and d.target is not None]
+
+    for i, f in enumerate(cfg.flows):
+        add(("flow", f.key), f"flows[{i}]", (b.to for b in f.branches))
+    for i, c in enumerate(cfg.forwarding_chains):
+        add(("chain", c.key), f"forwarding_chains[{i}]", [*(s.to for s in c.steps), c.final])
+    for i, d in enumerate(cfg.departments):
+        add(("department", d.key), f"departments[{i}]", [d.overflow])
+    for i, q in enumerate(cfg.queues):
+        add(("queue", q.key), f"queues[{i}]", [q.overflow])
+    for i, m in enumerate(cfg.voice_menus):
+        add(("voice_menu", m.key), f"voice_menus[{i}]", [m.default])
+
+    state: dict[tuple[str, str], int] = {}  # 1 = on the current path, 2 = done
+    reported: set[frozenset[tuple[str, str]]] = set()
+    for start in edges:
+        if state.get(start):
+            continue
+        stack: list[tuple[tuple[str, str], Iterator[tuple[str, str]]]] = [
+            (start, iter(edges[start]))]
+        trail = [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                trail.pop()
+                continue
+            if child not in edges:
+                continue
+            if state.get(child) == 1:
+                cycle = [*trail[trail.index(child):], child]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    text = " -> ".join(f"{_NAMES[k]} {key!r}" for k, key in cycle)
+                    idx.problems.append(Problem(
+                        paths[child], f"calls would loop forever without the caller doing "
+                                      f"anything: {text}"))
+            elif not state.get(child):
+                state[child] = 1
+                stack.append((child, iter(edges[child])))
+                trail.append(child)

@@ -1,0 +1,139 @@
+"""The call engine as the asyncio side sees it: commands in, events out.
+
+Only `owner` and `legs` import pjsua2; everything here hands work to the
+owner thread and awaits the result, so the event loop never touches pjsua2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .config import EngineConfig, EngineError
+from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState
+
+__all__ = [
+    "DtmfEvent",
+    "Engine",
+    "EngineConfig",
+    "EngineError",
+    "EngineEvent",
+    "LegEvent",
+    "LegInfo",
+    "LegState",
+]
+
+log = logging.getLogger(__name__)
+
+# The owner thread polls every 10 ms; two seconds without a poll means a
+# callback or command is stuck and the engine is unhealthy.
+STALL_LIMIT_S = 2.0
+
+
+class Engine:
+    """Async facade over the pjsua2 owner thread."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self._owner: Any = None
+        self._handlers: list[Callable[[EngineEvent], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.info: dict[str, Any] = {}
+
+    async def start(self) -> dict[str, Any]:
+        """Start pjsua2 in its owner thread; returns version, limits and codecs."""
+        from .owner import Owner
+
+        self._loop = asyncio.get_running_loop()
+        loop = self._loop
+
+        def emit(event: EngineEvent) -> None:
+            loop.call_soon_threadsafe(self._dispatch, event)
+
+        self._owner = Owner(self.config, emit)
+        self._owner.start()
+        try:
+            self.info = await asyncio.wrap_future(self._owner.started)
+        except Exception as exc:
+            raise EngineError(f"the call engine failed to start: {exc}") from exc
+        # The event loop's thread may run gc over pjsua2 objects: register it.
+        self._owner.register_thread("asyncio")
+        return self.info
+
+    def register_thread(self, name: str) -> None:
+        """Register the calling thread with pjlib (for executors, db writer)."""
+        if self._owner is not None:
+            self._owner.register_thread(name)
+
+    def subscribe(self, handler: Callable[[EngineEvent], None]) -> Callable[[], None]:
+        """Call handler for every engine event; returns an unsubscribe function."""
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler)
+
+    def _dispatch(self, event: EngineEvent) -> None:
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:
+                log.exception("engine event handler %r failed", handler)
+
+    async def run(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run an Owner command by name in the owner thread and await it."""
+        if self._owner is None:
+            raise EngineError("the engine is not running")
+        method = getattr(self._owner, fn_name)
+        fut = self._owner.submit(lambda: method(*args, **kwargs))
+        try:
+            return await asyncio.wrap_future(fut)
+        except EngineError:
+            raise
+        except Exception as exc:
+            # pjsua2.Error and the owner's own errors become one type here.
+            info = exc.info() if hasattr(exc, "info") else str(exc)
+            raise EngineError(f"{fn_name}: {info}") from None
+
+    async def answer(self, leg_id: str, code: int = 200) -> None:
+        """Answer (200) or ring (180/183) an inbound leg."""
+        await self.run("answer", leg_id, code)
+
+    async def hangup(self, leg_id: str, code: int = 0, reason: str = "") -> None:
+        """End a leg (code: the final reply for an unanswered inbound leg)."""
+        await self.run("hangup", leg_id, code, reason)
+
+    async def dial(self, uri: str, leg_id: str | None = None,
+                   headers: dict[str, str] | None = None) -> str:
+        """Place an outbound leg (with the id the caller chose, if any); returns its id."""
+        return str(await self.run("dial", uri, leg_id=leg_id, headers=headers))
+
+    async def bridge(self, a: str, b: str) -> None:
+        """Connect two legs' audio."""
+        await self.run("bridge", a, b)
+
+    async def legs(self) -> list[LegInfo]:
+        """Snapshots of all live legs."""
+        return list(await self.run("legs"))
+
+    async def hangup_all(self) -> int:
+        """Hang up every leg; returns the number of live legs."""
+        return int(await self.run("hangup_all"))
+
+    def healthy(self) -> bool:
+        """True while the owner thread is alive and polling."""
+        owner = self._owner
+        if owner is None or not owner.is_alive():
+            return False
+        return time.monotonic() - owner.last_poll < STALL_LIMIT_S
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """Hang up everything and shut pjsua2 down in its own thread."""
+        owner = self._owner
+        if owner is None:
+            return
+        owner.stop()
+        await asyncio.get_running_loop().run_in_executor(None, owner.join, timeout)
+        if owner.is_alive():
+            log.error("the pjsua2 owner thread did not stop within %.1f s", timeout)
+        self._owner = None

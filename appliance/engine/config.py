@@ -1,0 +1,23 @@
+"""Engine start-up settings and its error type (no pjsua2 import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the owner thread needs to start pjsua2."""
+
+    sip_port: int
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    max_calls: int = 256
+    clock_rate: int = 8000
+    # The engine only ever listens on loopback: the SIP edge faces the LAN.
+    bind: str = "127.0.0.1"
+    log_level: int = 1
+
+
+class EngineError(RuntimeError):
+    """A command failed in the engine (the message says why)."""

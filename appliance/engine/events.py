@@ -1,0 +1,67 @@
+"""What the call engine tells the rest of the box: leg states and events.
+
+Plain data, no pjsua2: the asyncio side and its tests use these without
+importing the SIP stack.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class LegState(enum.Enum):
+    """Where one call leg is in its life."""
+
+    CALLING = "calling"  # we sent INVITE (outbound leg)
+    INCOMING = "incoming"  # we received INVITE (inbound leg)
+    EARLY = "early"  # 18x seen or sent
+    CONNECTING = "connecting"  # 200 sent or received, waiting for ACK
+    CONFIRMED = "confirmed"  # the call is up
+    DISCONNECTED = "disconnected"  # over; the leg is gone from the engine
+
+
+class Direction(enum.Enum):
+    """Which side started the leg."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+@dataclass(frozen=True)
+class LegInfo:
+    """A snapshot of one leg, copied out of pjsua2 in the owner thread."""
+
+    leg_id: str
+    direction: Direction
+    state: LegState
+    local_uri: str
+    remote_uri: str
+    request_user: str = ""
+    sip_code: int = 0
+    reason: str = ""
+    media_active: bool = False
+    codec: str = ""
+    duration_s: float = 0.0
+    # Which side ended the call, once it is DISCONNECTED: "local" or "remote".
+    hangup_side: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LegEvent:
+    """A leg changed state (or its media did)."""
+
+    leg: LegInfo
+    media_changed: bool = False
+
+
+@dataclass(frozen=True)
+class DtmfEvent:
+    """A digit arrived on a leg (RFC 4733 or SIP INFO)."""
+
+    leg_id: str
+    digit: str
+
+
+EngineEvent = LegEvent | DtmfEvent

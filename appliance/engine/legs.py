@@ -1,0 +1,139 @@
+"""One call leg in the engine: a pjsua2 Call whose callbacks only copy data out.
+
+Every callback body is wrapped: an exception escaping into SWIG keeps a
+traceback that references the Call, and that Call later aborts the process
+at shutdown. Legs keep no references to other legs (peers are ids).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import pjsua2 as pj
+
+from .events import Direction, LegInfo, LegState
+
+if TYPE_CHECKING:
+    from .owner import Owner
+
+log = logging.getLogger(__name__)
+
+_STATES = {
+    pj.PJSIP_INV_STATE_NULL: LegState.CALLING,
+    pj.PJSIP_INV_STATE_CALLING: LegState.CALLING,
+    pj.PJSIP_INV_STATE_INCOMING: LegState.INCOMING,
+    pj.PJSIP_INV_STATE_EARLY: LegState.EARLY,
+    pj.PJSIP_INV_STATE_CONNECTING: LegState.CONNECTING,
+    pj.PJSIP_INV_STATE_CONFIRMED: LegState.CONFIRMED,
+    pj.PJSIP_INV_STATE_DISCONNECTED: LegState.DISCONNECTED,
+}
+
+_REQUEST_LINE = re.compile(r"^[A-Z]+\s+(?:sips?|tel):(?:([^@;>\s]+)@)?", re.ASCII)
+
+
+def request_user_of(message: str) -> str:
+    """The user part of a SIP request's Request-URI ('' when there is none)."""
+    match = _REQUEST_LINE.match(message)
+    return match.group(1) or "" if match else ""
+
+
+class Leg(pj.Call):
+    """A pjsua2 call owned by the engine's owner thread."""
+
+    def __init__(
+        self,
+        owner: Owner,
+        account: pj.Account,
+        call_id: int,
+        *,
+        outbound: bool,
+        request_user: str = "",
+        leg_id: str | None = None,
+    ) -> None:
+        super().__init__(account, call_id)
+        self._owner = owner
+        self.leg_id = leg_id or owner.new_leg_id()
+        self.direction = Direction.OUTBOUND if outbound else Direction.INBOUND
+        self.request_user = request_user
+        self.hanging_up = False
+        self.local_hangup = False
+        self._connected_at: float | None = None
+
+    def snapshot(self) -> LegInfo:
+        """Copy what the rest of the box needs out of pjsua2."""
+        try:
+            ci = self.getInfo()
+        except pj.Error as exc:
+            log.debug("getInfo of %s failed: %s", self.leg_id, exc.info())
+            return LegInfo(self.leg_id, self.direction, LegState.DISCONNECTED, "", "",
+                           self.request_user,
+                           hangup_side="local" if self.local_hangup else "remote")
+        state = _STATES.get(ci.state, LegState.CALLING)
+        if state is LegState.CONFIRMED and self._connected_at is None:
+            self._connected_at = time.monotonic()
+        index = self._audio_index(ci)
+        media_active = index >= 0
+        codec = self._codec_name(index) if media_active else ""
+        duration = time.monotonic() - self._connected_at if self._connected_at else 0.0
+        return LegInfo(
+            leg_id=self.leg_id,
+            direction=self.direction,
+            state=state,
+            local_uri=ci.localUri,
+            remote_uri=ci.remoteUri,
+            request_user=self.request_user,
+            sip_code=int(ci.lastStatusCode),
+            reason=ci.lastReason,
+            media_active=media_active,
+            codec=codec,
+            duration_s=round(duration, 3),
+            hangup_side=("local" if self.local_hangup else "remote")
+            if state is LegState.DISCONNECTED
+            else "",
+        )
+
+    def _codec_name(self, index: int) -> str:
+        try:
+            info = self.getStreamInfo(index)
+            return f"{info.codecName}/{info.codecClockRate}"
+        except pj.Error:
+            return ""
+
+    @staticmethod
+    def _audio_index(ci: Any) -> int:
+        """Index of the first active audio stream in a CallInfo, or -1."""
+        for index in range(len(ci.media)):
+            media = ci.media[index]
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                return index
+        return -1
+
+    def active_audio(self) -> Any | None:
+        """The leg's active AudioMedia, or None while it has none (held, early)."""
+        try:
+            index = self._audio_index(self.getInfo())
+            return None if index < 0 else self.getAudioMedia(index)
+        except pj.Error:
+            return None
+
+    # --- callbacks: copy out, never raise ------------------------------------------
+    def onCallState(self, prm: Any) -> None:
+        try:
+            self._owner.on_leg_state(self, self.snapshot())
+        except Exception:
+            log.exception("onCallState of %s failed", self.leg_id)
+
+    def onCallMediaState(self, prm: Any) -> None:
+        try:
+            self._owner.on_leg_media(self, self.snapshot())
+        except Exception:
+            log.exception("onCallMediaState of %s failed", self.leg_id)
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        try:
+            self._owner.on_dtmf(self, str(prm.digit))
+        except Exception:
+            log.exception("onDtmfDigit of %s failed", self.leg_id)

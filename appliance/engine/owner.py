@@ -1,0 +1,374 @@
+"""The pjsua2 owner thread: the only code in the box that touches pjsua2.
+
+The rules (shared/reference/pjsua2-notes.md) this module exists to keep:
+one thread creates the library, polls it, runs every command and frees every
+object; callbacks never raise and only copy data out; finished calls are
+released by the loop, never inside their own callback; each Python thread
+that may run the garbage collector is registered with pjlib; shutdown goes
+hangup -> drain -> drop references -> gc -> libDestroy.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import gc
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pjsua2 as pj
+
+from .config import EngineConfig, EngineError
+from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState
+from .legs import Leg, request_user_of
+
+log = logging.getLogger(__name__)
+
+# Poll interval of libHandleEvents: the worst-case latency of a command.
+POLL_MS = 10
+PREFERRED_CODECS = ("PCMA/8000", "PCMU/8000", "G722/16000", "opus/48000")
+
+
+class Owner(threading.Thread):
+    """Owns pjsua2: runs commands from a queue and reports events out."""
+
+    def __init__(self, config: EngineConfig, emit: Callable[[EngineEvent], None]) -> None:
+        super().__init__(name="pjsua2-owner", daemon=True)
+        self.config = config
+        self._emit = emit
+        self._commands: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._commands = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self.started = concurrent.futures.Future[dict[str, Any]]()
+        self._ids = itertools.count(1)
+        self.ep: pj.Endpoint | None = None
+        self._account: _Account | None = None
+        self._legs: dict[str, Leg] = {}
+        self._finished: list[str] = []
+        self._bridges: dict[str, str] = {}
+        self.last_poll = time.monotonic()
+
+    # --- called from other threads -------------------------------------------------
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Queue fn to run in the owner thread; the future gets its result."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if self._stopping.is_set() or not self.is_alive():
+            fut.set_exception(EngineError("the engine is not running"))
+        else:
+            self._commands.put((fn, fut))
+        return fut
+
+    def register_thread(self, name: str) -> None:
+        """Register the calling Python thread with pjlib (gc may free objects there)."""
+        if self.ep is not None and not self.ep.libIsThreadRegistered():
+            self.ep.libRegisterThread(name)
+
+    def stop(self) -> None:
+        """Ask the loop to shut the library down and exit."""
+        self._stopping.set()
+
+    # --- the owner thread ------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            info = self._start_library()
+        except Exception as exc:
+            log.exception("pjsua2 failed to start")
+            self.started.set_exception(exc)
+            return
+        self.started.set_result(info)
+        try:
+            while not self._stopping.is_set():
+                self.ep_handle_events()
+                self._run_commands()
+                self._release_finished()
+                self.last_poll = time.monotonic()
+        except Exception:
+            log.exception("pjsua2 owner loop crashed")
+        finally:
+            self._shutdown()
+
+    def ep_handle_events(self) -> None:
+        """Poll SIP and timers for up to POLL_MS."""
+        assert self.ep is not None
+        self.ep.libHandleEvents(POLL_MS)
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                fn, fut = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except Exception as exc:
+                fut.set_exception(exc)
+
+    def _start_library(self) -> dict[str, Any]:
+        cfg = self.config
+        ep = pj.Endpoint()
+        ep.libCreate()
+        self.ep = ep
+        ep_cfg = pj.EpConfig()
+        # One thread polls everything (this one); callbacks arrive here only.
+        ep_cfg.uaConfig.threadCnt = 0
+        ep_cfg.uaConfig.mainThreadOnly = True
+        ep_cfg.uaConfig.maxCalls = cfg.max_calls
+        ep_cfg.uaConfig.userAgent = "office-pbx engine"
+        ep_cfg.logConfig.level = cfg.log_level
+        ep_cfg.logConfig.consoleLevel = cfg.log_level
+        ep_cfg.logConfig.msgLogging = 0
+        # The bridge at 8 kHz unless wideband calls need it: 16 kHz resamples
+        # every G.711 port and costs ~4.5x CPU.
+        ep_cfg.medConfig.clockRate = cfg.clock_rate
+        ep_cfg.medConfig.sndClockRate = cfg.clock_rate
+        ep_cfg.medConfig.maxMediaPorts = cfg.max_calls * 2 + 64
+        ep_cfg.medConfig.noVad = True
+        ep_cfg.medConfig.ecTailLen = 0
+        ep_cfg.medConfig.threadCnt = 1
+        ep.libInit(ep_cfg)
+
+        tcfg = pj.TransportConfig()
+        tcfg.port = cfg.sip_port
+        tcfg.boundAddress = cfg.bind
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, tcfg)
+        ep.audDevManager().setNullDev()
+        ep.libStart()
+        self._set_codec_priorities()
+
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:engine@{cfg.bind}:{cfg.sip_port}"
+        acfg.mediaConfig.transportConfig.port = cfg.rtp_port_min
+        acfg.mediaConfig.transportConfig.portRange = cfg.rtp_port_max - cfg.rtp_port_min
+        acfg.mediaConfig.transportConfig.boundAddress = cfg.bind
+        acfg.natConfig.sdpNatRewriteUse = 0
+        # IPv4 loopback only. Left at its default, pjsua probes IPv6 for every
+        # call by resolving the host name, which stalls the owner thread for
+        # the resolver timeout (5 s) on a box whose name is not in DNS.
+        acfg.mediaConfig.ipv6Use = pj.PJSUA_IPV6_DISABLED
+        self._account = _Account(self)
+        self._account.create(acfg, True)
+        return self.describe()
+
+    def _set_codec_priorities(self) -> None:
+        assert self.ep is not None
+        for codec in self.ep.codecEnum2():
+            name = codec.codecId
+            prio = 0
+            for rank, wanted in enumerate(PREFERRED_CODECS):
+                if name.lower().startswith(wanted.lower()):
+                    prio = 250 - rank
+            self.ep.codecSetPriority(name, prio)
+
+    def describe(self) -> dict[str, Any]:
+        """Version, effective limits and codecs of the running library."""
+        assert self.ep is not None
+        return {
+            "pjsua2_version": self.ep.libVersion().full,
+            **compiled_limits(),
+            "max_calls": self.config.max_calls,
+            "codecs": [c.codecId for c in self.ep.codecEnum2() if c.priority > 0],
+            "clock_rate": self.config.clock_rate,
+        }
+
+    # --- leg bookkeeping (owner thread only) -----------------------------------------
+    def new_leg_id(self) -> str:
+        """A leg id that is never reused (pjsua call ids are)."""
+        return f"L{next(self._ids)}"
+
+    def adopt(self, leg: Leg) -> None:
+        """Keep a leg alive until it is DISCONNECTED."""
+        self._legs[leg.leg_id] = leg
+
+    def leg(self, leg_id: str) -> Leg:
+        """The live leg with that id, or EngineError."""
+        try:
+            return self._legs[leg_id]
+        except KeyError:
+            raise EngineError(f"no such leg {leg_id}") from None
+
+    def legs(self) -> list[LegInfo]:
+        """Snapshots of every live leg."""
+        return [leg.snapshot() for leg in self._legs.values()]
+
+    def emit(self, event: EngineEvent) -> None:
+        """Send an event to the asyncio side (never raises into pjsua2)."""
+        try:
+            self._emit(event)
+        except Exception:
+            log.exception("dropping engine event %r", event)
+
+    def on_leg_state(self, leg: Leg, info: LegInfo) -> None:
+        """Called by a leg's callback with its fresh snapshot."""
+        if info.state is LegState.DISCONNECTED:
+            # Freed by the loop after this callback returns: deleting a Call
+            # inside its own callback frees the object under its own feet.
+            self._finished.append(leg.leg_id)
+            peer = self._bridges.pop(leg.leg_id, None)
+            if peer is not None:
+                self._bridges.pop(peer, None)
+        self.emit(LegEvent(info))
+
+    def on_leg_media(self, leg: Leg, info: LegInfo) -> None:
+        """Media of a leg changed: (re)connect it to its bridge peer."""
+        peer_id = self._bridges.get(leg.leg_id)
+        if peer_id is not None and peer_id in self._legs:
+            self._connect(leg, self._legs[peer_id])
+        self.emit(LegEvent(info, media_changed=True))
+
+    def on_dtmf(self, leg: Leg, digit: str) -> None:
+        """A digit arrived on a leg."""
+        self.emit(DtmfEvent(leg.leg_id, digit))
+
+    def _release_finished(self) -> None:
+        while self._finished:
+            self._legs.pop(self._finished.pop(), None)
+
+    # --- commands (run via submit) ---------------------------------------------------
+    def answer(self, leg_id: str, code: int = 200) -> None:
+        """Answer an inbound leg with code (180/183 ring, 200 answer)."""
+        prm = call_param()
+        prm.statusCode = code
+        self.leg(leg_id).answer(prm)
+
+    def hangup(self, leg_id: str, code: int = 0, reason: str = "") -> None:
+        """End a leg; code is the SIP reply for an unanswered inbound leg."""
+        leg = self._legs.get(leg_id)
+        if leg is None or leg.hanging_up:
+            return
+        prm = pj.CallOpParam(True)
+        if code:
+            prm.statusCode = code
+        if reason:
+            prm.reason = reason
+        leg.hanging_up = True
+        leg.local_hangup = True
+        leg.hangup(prm)
+
+    def dial(self, uri: str, *, leg_id: str | None = None,
+             headers: dict[str, str] | None = None) -> str:
+        """Start an outbound leg to uri and return its leg id.
+
+        The caller may choose the id, so it can expect the leg's events
+        before this command's result reaches it.
+        """
+        assert self._account is not None
+        if leg_id is not None and leg_id in self._legs:
+            raise EngineError(f"leg id {leg_id} is in use")
+        leg = Leg(self, self._account, pj.PJSUA_INVALID_ID, outbound=True, leg_id=leg_id)
+        prm = call_param()
+        for name, value in (headers or {}).items():
+            hdr = pj.SipHeader()
+            hdr.hName = name
+            hdr.hValue = value
+            prm.txOption.headers.append(hdr)
+        self.adopt(leg)
+        try:
+            leg.makeCall(uri, prm)
+        except pj.Error as exc:
+            self._legs.pop(leg.leg_id, None)
+            raise EngineError(f"dial {uri}: {exc.info()}") from None
+        return leg.leg_id
+
+    def bridge(self, a_id: str, b_id: str) -> None:
+        """Connect two legs' audio both ways, now and after any re-INVITE."""
+        a, b = self.leg(a_id), self.leg(b_id)
+        self._bridges[a_id] = b_id
+        self._bridges[b_id] = a_id
+        self._connect(a, b)
+
+    def _connect(self, a: Leg, b: Leg) -> None:
+        am, bm = a.active_audio(), b.active_audio()
+        if am is None or bm is None:
+            return  # connected later from on_leg_media
+        am.startTransmit(bm)
+        bm.startTransmit(am)
+
+    def hangup_all(self) -> int:
+        """Hang up every leg; returns how many were live."""
+        count = len(self._legs)
+        for leg_id in list(self._legs):
+            try:
+                self.hangup(leg_id)
+            except pj.Error:
+                log.warning("hangup of %s failed during hangup_all", leg_id)
+        return count
+
+    # --- shutdown --------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        ep = self.ep
+        if ep is None:
+            return
+        try:
+            if self._legs:
+                ep.hangupAllCalls()
+                deadline = time.monotonic() + 0.5
+                while self._legs and time.monotonic() < deadline:
+                    ep.libHandleEvents(POLL_MS)
+                    self._release_finished()
+            # Fail whatever is still queued so nobody waits forever.
+            while True:
+                try:
+                    _, fut = self._commands.get_nowait()
+                except queue.Empty:
+                    break
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(EngineError("the engine stopped"))
+            self._legs.clear()
+            self._bridges.clear()
+            gc.collect()
+            if self._account is not None:
+                self._account.shutdown()
+                self._account = None
+            gc.collect()
+            ep.libDestroy()
+        except Exception:
+            log.exception("pjsua2 shutdown failed")
+        finally:
+            self.ep = None
+
+
+def call_param() -> Any:
+    """Options for a leg: audio only.
+
+    pjsua offers a real-time text stream (RFC 4103) in every call by default;
+    desk phones do not use it, and each one costs two more sockets.
+    """
+    prm = pj.CallOpParam(True)
+    prm.opt.textCount = 0
+    prm.opt.videoCount = 0
+    return prm
+
+
+def compiled_limits() -> dict[str, int]:
+    """Limits compiled into this pjsua2 (config defaults equal the compile-time maxima)."""
+    cfg = pj.EpConfig()
+    return {
+        "max_calls_compiled": int(cfg.uaConfig.maxCalls),
+        "max_media_ports_compiled": int(cfg.medConfig.maxMediaPorts),
+    }
+
+
+class _Account(pj.Account):
+    """The engine's one local account: receives every inbound INVITE."""
+
+    def __init__(self, owner: Owner) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        try:
+            owner = self._owner
+            leg = Leg(owner, self, prm.callId, outbound=False,
+                      request_user=request_user_of(prm.rdata.wholeMsg))
+            owner.adopt(leg)
+            info = leg.snapshot()
+            owner.emit(LegEvent(info))
+        except Exception:
+            log.exception("onIncomingCall failed")

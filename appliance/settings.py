@@ -1,0 +1,154 @@
+"""Process settings: where the box keeps its data and what it binds to.
+
+Settings are per process and per machine (paths, addresses, simulation);
+the office's configuration (employees, lines, call flows) lives in the
+database and travels as YAML.  Sources, later ones winning: built-in
+defaults, a TOML file (``/etc/pbx/pbx.toml`` or ``$PBX_CONFIG``), then
+``PBX_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_FILE = Path("/etc/pbx/pbx.toml")
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used, with a message naming the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings of one box process."""
+
+    data_dir: Path = Path("/var/lib/pbx")
+    # Sockets and pid files; empty means <data_dir>/run (systemd: /run/pbx).
+    run_dir: Path | None = None
+    # The SIP edge faces the office LAN; the engine listens on loopback only.
+    sip_bind: str = "0.0.0.0"
+    sip_port: int = 5060
+    engine_sip_port: int = 5080
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    web_bind: str = "0.0.0.0"
+    web_port: int = 8080
+    simulate: bool = False
+    log_level: str = "INFO"
+    # Conference bridge clock: 8 kHz unless wideband calls are bridged
+    # (16 kHz costs ~4.5x CPU, see reference/pjsua2-notes.md).
+    bridge_clock_rate: int = 8000
+    max_calls: int = 256
+    source: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.data_dir / "pbx.sqlite3"
+
+    @property
+    def control_socket(self) -> Path:
+        """The engine's control API (HTTP/JSON over a Unix socket)."""
+        return (self.run_dir or self.data_dir / "run") / "control.sock"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where call recordings are written."""
+        return self.data_dir / "recordings"
+
+    @property
+    def voicemail_dir(self) -> Path:
+        """Where voicemail messages are written."""
+        return self.data_dir / "voicemail"
+
+    def validate(self) -> Settings:
+        """Raise SettingsError for values that cannot work; return self."""
+        for name in ("sip_port", "engine_sip_port", "web_port", "rtp_port_min", "rtp_port_max"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"{name}: {port} is not a port number (0-65535)")
+        if self.rtp_port_min >= self.rtp_port_max:
+            raise SettingsError("rtp_port_min must be below rtp_port_max")
+        for name in ("sip_bind", "web_bind"):
+            try:
+                ipaddress.ip_address(getattr(self, name))
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+        if self.bridge_clock_rate not in (8000, 16000, 32000, 48000):
+            raise SettingsError("bridge_clock_rate must be 8000, 16000, 32000 or 48000")
+        if not 1 <= self.max_calls <= 512:
+            raise SettingsError("max_calls must be 1-512 (our pjsua2 build holds 512)")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return self
+
+
+def _coerce(name: str, kind: Any, raw: Any) -> Any:
+    """Turn a TOML or environment value into the field's type."""
+    try:
+        if kind in (bool, "bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if kind in (int, "int"):
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not a number")
+            return int(raw)
+        if kind in (Path, "Path", "Path | None"):
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def load(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Load settings from defaults, the TOML file, PBX_* variables and overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: list[str] = ["defaults"]
+    types = {f.name: f.type for f in fields(Settings) if f.name != "source"}
+
+    file = path or (Path(env["PBX_CONFIG"]) if env.get("PBX_CONFIG") else None)
+    if file is None and DEFAULT_FILE.exists():
+        file = DEFAULT_FILE
+    if file is not None:
+        try:
+            doc = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {file} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"settings file {file}: {exc}") from None
+        for key, raw in doc.items():
+            if key not in types:
+                raise SettingsError(f"settings file {file}: unknown setting {key!r}")
+            values[key] = _coerce(key, types[key], raw)
+        sources.append(str(file))
+
+    for key, kind in types.items():
+        env_key = "PBX_" + key.upper()
+        if env_key in env:
+            values[key] = _coerce(env_key, kind, env[env_key])
+            sources.append(env_key)
+
+    for key, raw in overrides.items():
+        if key not in types:
+            raise SettingsError(f"unknown setting {key!r}")
+        if raw is not None:
+            values[key] = _coerce(key, types[key], raw)
+
+    return replace(Settings(), **values, source=tuple(sources)).validate()

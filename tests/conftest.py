@@ -1,0 +1,71 @@
+"""Shared fixtures: free ports, settings on a temporary data dir, phones."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance import settings as settings_mod
+from appliance.settings import Settings
+
+# Ports are handed out sequentially from a range picked by pid, so blocks
+# never overlap within a run and parallel runs on one machine rarely collide;
+# every port is also checked free before it is handed out.
+_NEXT = [20000 + (os.getpid() % 100) * 200]
+
+
+def port_is_free(port: int) -> bool:
+    """True if both UDP and TCP can bind 127.0.0.1:port."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_block(size: int = 1) -> int:
+    """The first port of `size` consecutive free ports (UDP and TCP)."""
+    for _ in range(200):
+        start = _NEXT[0]
+        if start + size > 60000:
+            start = 20000
+        _NEXT[0] = start + size
+        if all(port_is_free(p) for p in range(start, start + size)):
+            return start
+    raise RuntimeError("no free port block on 127.0.0.1")
+
+
+def free_port() -> int:
+    """One port free for both UDP and TCP on loopback."""
+    return free_port_block(1)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, unix_dir: Path) -> Settings:
+    """Settings on a temporary data dir with free loopback ports."""
+    rtp = free_port_block(400)
+    return settings_mod.load(
+        environ={},
+        data_dir=tmp_path / "data",
+        run_dir=unix_dir,
+        sip_bind="127.0.0.1",
+        web_bind="127.0.0.1",
+        engine_sip_port=free_port(),
+        rtp_port_min=rtp,
+        rtp_port_max=rtp + 400,
+    )
+
+
+@pytest.fixture
+def unix_dir() -> Iterator[Path]:
+    """A short directory for Unix sockets (paths are limited to 107 bytes)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pbx-") as tmp:
+        yield Path(tmp)

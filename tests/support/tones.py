@@ -1,0 +1,60 @@
+"""Tone detection for audio checks: Goertzel power at chosen frequencies."""
+
+from __future__ import annotations
+
+import array
+import math
+import wave
+from pathlib import Path
+
+
+def read_wav(path: Path) -> tuple[list[float], int]:
+    """Mono 16-bit PCM samples (scaled to -1..1) and the sample rate."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1:
+            raise ValueError(f"{path}: expected mono 16-bit PCM")
+        rate = w.getframerate()
+        raw = w.readframes(w.getnframes())
+    samples = array.array("h")
+    samples.frombytes(raw)
+    return [s / 32768.0 for s in samples], rate
+
+
+def goertzel_power(samples: list[float], rate: int, freq: float) -> float:
+    """Normalised power of one frequency in the samples."""
+    n = len(samples)
+    if n == 0:
+        return 0.0
+    k = round(n * freq / rate)
+    w = 2 * math.pi * k / n
+    coeff = 2 * math.cos(w)
+    s1 = s2 = 0.0
+    for x in samples:
+        s0 = x + coeff * s1 - s2
+        s2, s1 = s1, s0
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    return power / (n * n)
+
+
+def tone_ratio(samples: list[float], rate: int, freq: float) -> float:
+    """Share of the signal's energy that sits at freq (1.0 = a pure tone)."""
+    energy = sum(x * x for x in samples) / max(len(samples), 1)
+    if energy == 0:
+        return 0.0
+    # A pure sine of amplitude A has mean energy A^2/2 and Goertzel power A^2/4.
+    return min(2 * goertzel_power(samples, rate, freq) / energy, 1.0)
+
+
+def dominant(samples: list[float], rate: int, candidates: list[float]) -> tuple[float, float]:
+    """The candidate frequency with the most energy, and its energy share."""
+    best = max(candidates, key=lambda f: goertzel_power(samples, rate, f))
+    return best, tone_ratio(samples, rate, best)
+
+
+def middle(samples: list[float], rate: int, seconds: float) -> list[float]:
+    """Up to `seconds` of audio from the middle (skips set-up and tear-down)."""
+    want = int(rate * seconds)
+    if len(samples) <= want:
+        return samples
+    start = (len(samples) - want) // 2
+    return samples[start:start + want]
