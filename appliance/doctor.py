@@ -88,8 +88,11 @@ def pjsua2_facts() -> dict[str, Any]:
     info_file = Path(pj.__file__).with_name(BUILD_INFO)
     if info_file.exists():
         facts["build"] = json.loads(info_file.read_text())
+    from .engine.quiet import stdout_silenced
+
     ep = pj.Endpoint()
-    ep.libCreate()
+    with stdout_silenced():
+        ep.libCreate()
     try:
         ep_cfg = pj.EpConfig()
         ep_cfg.uaConfig.threadCnt = 0

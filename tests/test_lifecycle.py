@@ -5,44 +5,61 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance.control import call as control
-from appliance.db import Database
 from appliance.settings import Settings
 from tests.conftest import free_port, free_port_block
-from tests.support.harness import EngineProcess, PhoneProcess
+from tests.support.harness import EngineProcess, PhoneProcess, pbx
 from tests.support.tones import dominant, read_wav
 
 pytestmark = pytest.mark.timeout(180)
 
 
+def provision(settings: Settings, extensions: dict[str, str], *, reload: bool = False) -> None:
+    """Import a configuration whose extensions ring fixed contacts (no registration)."""
+    lines = ["version: 1", "employees:"]
+    for number, contact in extensions.items():
+        lines += [f'  - extension: "{number}"', f"    name: Test {number}", "    devices:",
+                  f'      - {{username: "{number}", static_contact: "{contact}"}}']
+    args = ["config", "import", "-"] + (["--reload"] if reload else [])
+    result = pbx(settings, *args, stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    if reload:
+        assert "engine reloaded" in result.stdout
+
+
 def add_extension(settings: Settings, extension: str, contact: str) -> None:
     """Provision one employee whose desk device is reached at a static contact."""
-    db = Database.open(settings.db_path)
-    try:
-        def write(conn: object) -> None:
-            emp = conn["employees"].insert(  # type: ignore[index]
-                {"extension": extension, "name": f"Test {extension}"}).last_pk
-            conn["devices"].insert(  # type: ignore[index]
-                {"employee_id": emp, "username": f"dev{extension}", "static_contact": contact})
-        db.write(write)
-    finally:
-        db.close()
+    provision(settings, {extension: contact})
 
 
 @pytest.fixture
-def engine(settings: Settings, unix_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    proc = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
-    yield proc
-    proc.close()
+def start_engine(settings: Settings, unix_dir: Path, tmp_path: Path
+                 ) -> Iterator[Callable[[], EngineProcess]]:
+    """Start `pbx run` (after the test has provisioned what it needs); stopped at teardown."""
+    started: list[EngineProcess] = []
+
+    def start() -> EngineProcess:
+        n = len(started)
+        proc = EngineProcess(settings, unix_dir / f"notify{n}",
+                             log_path=tmp_path / f"engine{n}.log")
+        started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.close()
 
 
-def test_ready_watchdog_and_clean_sigterm(engine: EngineProcess, settings: Settings) -> None:
-    ready = engine.wait_ready()
-    assert "STATUS=ready" in ready
+def test_ready_watchdog_and_clean_sigterm(start_engine: Callable[[], EngineProcess],
+                                          settings: Settings) -> None:
+    engine = start_engine()
+    assert any("READY=1" in m and "STATUS=ready" in m for m in engine.messages)
     # WATCHDOG_USEC=400000: a ping every 0.2 s from the event loop.
     engine.wait_notify(lambda m: m == "WATCHDOG=1", timeout=5)
     engine.wait_notify(lambda m: m == "WATCHDOG=1", timeout=5)
@@ -58,12 +75,12 @@ def test_ready_watchdog_and_clean_sigterm(engine: EngineProcess, settings: Setti
 
 
 def test_reload_keeps_the_call_and_sigterm_completes_it(
-        engine: EngineProcess, settings: Settings, tmp_path: Path) -> None:
+        start_engine: Callable[[], EngineProcess], settings: Settings, tmp_path: Path) -> None:
     callee_port = free_port()
     recordings = tmp_path / "rec"
     recordings.mkdir()
     add_extension(settings, "200", f"sip:200@127.0.0.1:{callee_port}")
-    engine.wait_ready()
+    engine = start_engine()
     callee = PhoneProcess(callee_port, free_port_block(20), "--tone", "1400",
                           "--record-dir", str(recordings))
     caller = PhoneProcess(free_port(), free_port_block(20))
@@ -73,14 +90,23 @@ def test_reload_keeps_the_call_and_sigterm_completes_it(
                     and e.get("state") == "CONFIRMED")
         callee.wait(lambda e: e.get("state") == "CONFIRMED")
 
-        # Reload twice, by signal and over the control API, while the call is up.
+        # Reload twice while the call is up: by signal, then by importing a new
+        # configuration with `pbx config import --reload` (control API).
         engine.proc.send_signal(signal.SIGHUP)
         engine.wait_notify(lambda m: "RELOADING=1" in m, timeout=10)
         engine.wait_ready(timeout=10)
-        assert control(settings.control_socket, "POST", "/reload")["reloads"] == 2
-        assert control(settings.control_socket, "GET", "/status")["calls"] == 1
+        provision(settings, {"200": f"sip:200@127.0.0.1:{callee_port}",
+                             "201": f"sip:201@127.0.0.1:{callee_port}"}, reload=True)
+        status = control(settings.control_socket, "GET", "/status")
+        assert status["reloads"] == 2
+        assert status["calls"] == 1
         assert caller.states() == {str(cid): "CONFIRMED"}
         assert list(callee.states().values()) == ["CONFIRMED"]
+
+        # The reload took effect: the new extension answers, beside the old call.
+        second = caller.call(f"sip:201@127.0.0.1:{settings.engine_sip_port}", tone=700)
+        caller.wait(lambda e: e.get("id") == second and e.get("state") == "CONFIRMED")
+        assert control(settings.control_socket, "GET", "/status")["calls"] == 2
 
         # Audio still flows after the reloads: let 1.5 s of it through (audio
         # needs wall-clock time), then SIGTERM ends the call and the callee's
@@ -93,7 +119,7 @@ def test_reload_keeps_the_call_and_sigterm_completes_it(
     finally:
         caller.close()
         callee.close()
-    [wav] = list(recordings.glob("*.wav"))
+    wav = min(recordings.glob("*.wav"))  # the first call, up through both reloads
     samples, rate = read_wav(wav)
     tail = samples[-int(1.2 * rate):-int(0.2 * rate)]  # a second after both reloads
     freq, share = dominant(tail, rate, [700.0, 1400.0, 1000.0])
@@ -102,14 +128,14 @@ def test_reload_keeps_the_call_and_sigterm_completes_it(
     rows = sqlite3.connect(settings.db_path).execute(
         "SELECT disposition, hangup_side, answered_at IS NOT NULL, ended_at IS NOT NULL"
         " FROM call_records").fetchall()
-    assert rows == [("answered", "system", 1, 1)]
+    assert rows == [("answered", "system", 1, 1)] * 2
 
 
 def test_crash_leaves_a_record_the_next_start_closes(
-        engine: EngineProcess, settings: Settings, unix_dir: Path, tmp_path: Path) -> None:
+        start_engine: Callable[[], EngineProcess], settings: Settings) -> None:
     callee_port = free_port()
     add_extension(settings, "201", f"sip:201@127.0.0.1:{callee_port}")
-    engine.wait_ready()
+    engine = start_engine()
     callee = PhoneProcess(callee_port, free_port_block(20))
     caller = PhoneProcess(free_port(), free_port_block(20))
     try:
@@ -123,11 +149,7 @@ def test_crash_leaves_a_record_the_next_start_closes(
     db = sqlite3.connect(settings.db_path)
     assert db.execute("SELECT count(*) FROM call_records WHERE ended_at IS NULL"
                       ).fetchone() == (1,)
-    again = EngineProcess(settings, unix_dir / "notify2", log_path=tmp_path / "engine2.log")
-    try:
-        again.wait_ready()
-        assert db.execute("SELECT disposition, hangup_side FROM call_records").fetchall() == [
-            ("interrupted", "system")]
-        assert again.terminate()[0] == 0
-    finally:
-        again.close()
+    again = start_engine()
+    assert db.execute("SELECT disposition, hangup_side FROM call_records").fetchall() == [
+        ("interrupted", "system")]
+    assert again.terminate()[0] == 0

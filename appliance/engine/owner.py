@@ -25,6 +25,7 @@ import pjsua2 as pj
 from .config import EngineConfig, EngineError
 from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState
 from .legs import Leg, request_user_of
+from .quiet import stdout_silenced
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ class Owner(threading.Thread):
     def _start_library(self) -> dict[str, Any]:
         cfg = self.config
         ep = pj.Endpoint()
-        ep.libCreate()
+        with stdout_silenced():
+            ep.libCreate()
         self.ep = ep
         ep_cfg = pj.EpConfig()
         # One thread polls everything (this one); callbacks arrive here only.

@@ -60,7 +60,8 @@ class PhoneProcess:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"phone {self.port}: no matching event in {timeout} s")
+                raise TimeoutError(f"phone {self.port}: no matching event in {timeout} s; "
+                                   f"last: {self.seen[-4:]}")
             try:
                 event = self.events.get(timeout=remaining)
             except queue.Empty:
