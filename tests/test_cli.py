@@ -40,7 +40,8 @@ def test_config_round_trips_through_the_cli(settings: Settings, tmp_path: Path) 
 def test_bad_config_is_refused_and_nothing_changes(settings: Settings) -> None:
     assert pbx(settings, "config", "import", str(DEMO)).returncode == 0
     before = pbx(settings, "config", "export").stdout
-    bad = "version: 1\nemployees:\n  - {extension: '101', name: A}\n  - {extension: '101', name: B}\n"
+    bad = ("version: 1\nemployees:\n"
+           "  - {extension: '101', name: A}\n  - {extension: '101', name: B}\n")
     result = pbx(settings, "config", "import", "-", stdin=bad)
     assert result.returncode == 1
     assert "not imported" in result.stderr and "101" in result.stderr

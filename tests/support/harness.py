@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -117,19 +118,16 @@ class PhoneProcess:
 
 
 def engine_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment that points `pbx run` at the test's settings."""
+    """Environment that gives `pbx` exactly the test's settings (every field as PBX_*)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PBX_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    env.update({
-        "PBX_DATA_DIR": str(settings.data_dir),
-        "PBX_RUN_DIR": str(settings.control_socket.parent),
-        "PBX_ENGINE_SIP_PORT": str(settings.engine_sip_port),
-        "PBX_RTP_PORT_MIN": str(settings.rtp_port_min),
-        "PBX_RTP_PORT_MAX": str(settings.rtp_port_max),
-        "PBX_SIP_BIND": "127.0.0.1",
-        "PBX_WEB_BIND": "127.0.0.1",
-        **extra,
-    })
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if field.name == "source" or value is None:
+            continue
+        env["PBX_" + field.name.upper()] = str(int(value) if isinstance(value, bool) else value)
+    env["PBX_RUN_DIR"] = str(settings.control_socket.parent)
+    env.update(extra)
     return env
 
 
