@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from appliance import settings as settings_mod  # noqa: E402
-from tests.conftest import free_port, free_port_block  # noqa: E402
-from tests.support.harness import EngineProcess, PhoneProcess  # noqa: E402
-from tests.test_lifecycle import add_extension  # noqa: E402
+from appliance import settings as settings_mod
+from tests.conftest import free_port, free_port_block
+from tests.support.harness import EngineProcess, PhoneProcess
+from tests.test_lifecycle import add_extension
 
 TICK = os.sysconf("SC_CLK_TCK")
 
