@@ -10,10 +10,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings as settings_mod
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from .db import Database
 
 EXIT_USAGE = 2
 
@@ -24,6 +27,15 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         data_dir=args.data_dir,
         **extra,
     )
+
+
+def _open_db(args: argparse.Namespace, *, migrate: bool = True) -> Database:
+    """The box's database (created, with its data directory, if missing)."""
+    from .db import Database
+
+    s = _settings(args)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database.open(s.db_path, migrate=migrate)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,25 +73,17 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the database to the latest schema."""
-    from .db import Database
-
-    s = _settings(args)
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.open(s.db_path, migrate=False)
-    try:
+    with _open_db(args, migrate=False) as db:
         before = db.schema_version()
         db.migrate()
         after = db.schema_version()
-    finally:
-        db.close()
-    print(f"database {s.db_path}: schema {before} -> {after}")
+    print(f"database {db.path}: schema {before} -> {after}")
     return 0
 
 
 def cmd_admin_create(args: argparse.Namespace) -> int:
     """Create a web administrator (the password is asked, never defaulted)."""
     from .accounts import AccountError, create_web_user
-    from .db import Database
 
     password = os.environ.get("PBX_ADMIN_PASSWORD") if args.password_env else None
     if password is None:
@@ -90,16 +94,12 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
             if getpass.getpass("again: ") != password:
                 print("error: the passwords differ", file=sys.stderr)
                 return 1
-    s = _settings(args)
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.open(s.db_path)
-    try:
-        create_web_user(db, args.username, password, "administrator")
-    except AccountError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        db.close()
+    with _open_db(args) as db:
+        try:
+            create_web_user(db, args.username, password, "administrator")
+        except AccountError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     print(f"administrator {args.username!r} created")
     return 0
 
@@ -107,13 +107,9 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 def cmd_config_export(args: argparse.Namespace) -> int:
     """Print (or write) the configuration as YAML."""
     from .config.yamlio import export_yaml
-    from .db import Database
 
-    db = Database.open(_settings(args).db_path)
-    try:
+    with _open_db(args) as db:
         text = export_yaml(db)
-    finally:
-        db.close()
     if args.output and args.output != "-":
         Path(args.output).write_text(text, encoding="utf-8")
     else:
@@ -125,22 +121,22 @@ def cmd_config_import(args: argparse.Namespace) -> int:
     """Validate a YAML file and replace the configuration with it."""
     from .config import ConfigError
     from .config.yamlio import import_yaml
-    from .db import Database
 
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    s = _settings(args)
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database.open(s.db_path)
     try:
-        report = import_yaml(db, text)
-    except ConfigError as exc:
-        print(f"error: the configuration was not imported:\n{exc}", file=sys.stderr)
+        text = (sys.stdin.read() if args.file == "-"
+                else Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        db.close()
+    with _open_db(args) as db:
+        try:
+            report = import_yaml(db, text)
+        except ConfigError as exc:
+            print(f"error: the configuration was not imported:\n{exc}", file=sys.stderr)
+            return 1
     print(f"imported: {report}")
     if args.reload:
-        return _reload(s)
+        return _reload(_settings(args))
     return 0
 
 

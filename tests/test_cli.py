@@ -48,6 +48,15 @@ def test_bad_config_is_refused_and_nothing_changes(settings: Settings) -> None:
     assert pbx(settings, "config", "export").stdout == before
 
 
+def test_unreadable_config_files(settings: Settings, tmp_path: Path) -> None:
+    missing = pbx(settings, "config", "import", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    result = pbx(settings, "config", "import", str(binary))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
 def test_admin_create_refuses_weak_passwords(settings: Settings) -> None:
     weak = pbx(settings, "admin", "create", "admin", stdin="admin\n")
     assert weak.returncode == 1
