@@ -20,6 +20,7 @@ from typing import Any
 from . import calllog, directory
 from .control import BadRequest, ControlServer, Request
 from .db import Database
+from .edge import Edge, EdgeConfig
 from .engine import Engine, EngineConfig
 from .service import Notifier
 from .settings import Settings
@@ -42,6 +43,7 @@ class Box:
         self.engine: Engine | None = None
         self.switchboard: Switchboard | None = None
         self.calllog: calllog.DbCallLog | None = None
+        self.edge: Edge | None = None
         self.control = ControlServer(settings.control_socket)
         self.started_at = time.time()
         self.reloads = 0
@@ -66,6 +68,7 @@ class Box:
             rtp_port_max=s.rtp_port_max,
             max_calls=s.max_calls,
             clock_rate=s.bridge_clock_rate,
+            outbound_proxy=f"sip:127.0.0.1:{s.sip_port};lr",
         ))
         self.notifier.status("starting the call engine")
         info = await self.engine.start()
@@ -89,8 +92,14 @@ class Box:
         if closed:
             log.warning("closed %d call record(s) left open by a crash", closed)
 
+        self.notifier.status("starting the SIP edge")
+        self.edge = Edge(EdgeConfig(bind=s.sip_bind, port=s.sip_port,
+                                    engine_port=s.engine_sip_port), db)
+        await self.edge.start()
+        self.on_shutdown(self.edge.stop)
+
         self.calllog = calllog.DbCallLog(db)
-        self.switchboard = Switchboard(self.engine, directory.load(db), self.calllog)
+        self.switchboard = Switchboard(self.engine, self._directory(), self.calllog)
         self.on_shutdown(self.switchboard.attach())
 
         self._control_routes()
@@ -101,8 +110,12 @@ class Box:
         self.state = "ready"
         self.notifier.ready(self.status_text())
         self.notifier.start_watchdog(self.healthy)
-        log.info("box ready: engine SIP on 127.0.0.1:%d, control %s",
-                 s.engine_sip_port, s.control_socket)
+        log.info("box ready: SIP edge on %s:%d, engine on 127.0.0.1:%d, control %s",
+                 s.sip_bind, s.sip_port, s.engine_sip_port, s.control_socket)
+
+    def _directory(self) -> directory.DirectorySnapshot:
+        assert self.db is not None and self.edge is not None
+        return directory.load(self.db, self.edge.contacts_for)
 
     def healthy(self) -> bool:
         """The watchdog's question: is the engine still polling?"""
@@ -118,11 +131,11 @@ class Box:
         """Re-read the configuration; calls in progress are not touched."""
         assert self.db is not None and self.switchboard is not None
         self.notifier.reloading()
-        db = self.db
-        new_directory = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: directory.load(db))
-        # Swapping the snapshot only affects calls that arrive from now on.
+        assert self.edge is not None
+        new_directory = await asyncio.get_running_loop().run_in_executor(None, self._directory)
+        # Swapping the snapshots only affects calls and requests from now on.
         self.switchboard.directory = new_directory
+        self.edge.reload()
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
         log.info("configuration reloaded (%d)", self.reloads)
@@ -133,6 +146,7 @@ class Box:
         self.control.route("GET", "/status", self._status)
         self.control.route("POST", "/reload", lambda _req: self.reload())
         self.control.route("GET", "/calls", self._calls)
+        self.control.route("GET", "/bans", self._bans)
 
     async def _status(self, _req: Request) -> dict[str, Any]:
         assert self.engine is not None and self.switchboard is not None
@@ -144,9 +158,18 @@ class Box:
             "engine": {**self.engine.info, "healthy": self.engine.healthy(),
                        "legs": len(legs)},
             "calls": len(self.switchboard.active_calls()),
-            "sip": {"engine": f"127.0.0.1:{self.settings.engine_sip_port}"},
+            "sip": {"engine": f"127.0.0.1:{self.settings.engine_sip_port}",
+                    "edge": f"{self.settings.sip_bind}:{self.settings.sip_port}",
+                    "registrations": len(self.edge.location.all()) if self.edge else 0,
+                    "bans": len(self.edge.guard.bans()) if self.edge else 0,
+                    **(self.edge.stats if self.edge else {})},
             "lines": [],
         }
+
+    async def _bans(self, _req: Request) -> list[dict[str, Any]]:
+        assert self.edge is not None
+        return [{"host": b.host, "until": b.until, "reason": b.reason}
+                for b in self.edge.guard.bans()]
 
     async def _calls(self, req: Request) -> list[dict[str, Any]]:
         if req.body is not None:

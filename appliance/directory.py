@@ -1,12 +1,13 @@
 """Who an extension reaches: a snapshot of extensions and their devices.
 
 Loaded from the database at start and on every reload; calls look it up
-without touching SQLite.  Registered contacts join the static ones when the
-SIP edge (registrar) lands.
+without touching SQLite. A device rings at its static contact, if it has
+one, and at every live registration the SIP edge holds for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .db import Database
@@ -19,7 +20,8 @@ class Extension:
     number: str
     name: str
     dnd: bool
-    contacts: tuple[str, ...]
+    contacts: tuple[str, ...]  # static contacts
+    devices: tuple[str, ...] = ()  # SIP usernames of devices that register
 
 
 @dataclass(frozen=True)
@@ -27,34 +29,41 @@ class DirectorySnapshot:
     """Extensions by number; immutable, swapped whole on reload."""
 
     extensions: dict[str, Extension] = field(default_factory=dict)
+    registered: Callable[[str], list[str]] = field(default=lambda _username: [])
 
     def contacts(self, user: str) -> list[str] | None:
         """Contacts to ring for a dialled user part ([] offline/DND, None unknown)."""
         ext = self.extensions.get(user)
         if ext is None:
             return None
-        return [] if ext.dnd else list(ext.contacts)
+        if ext.dnd:
+            return []
+        live = [c for device in ext.devices for c in self.registered(device)]
+        return list(ext.contacts) + live
 
 
-def load(db: Database) -> DirectorySnapshot:
-    """Read enabled employees and their devices' static contacts."""
+def load(db: Database, registered: Callable[[str], list[str]] | None = None
+         ) -> DirectorySnapshot:
+    """Read enabled employees, their devices' static contacts and registering devices."""
     conn = db.read()
     rows = conn.execute(
         """
-        SELECT e.extension, e.name, e.dnd, d.static_contact
+        SELECT e.extension, e.name, e.dnd, d.static_contact, d.username
         FROM employees e
         LEFT JOIN devices d ON d.employee_id = e.id AND d.enabled = 1
-                            AND d.static_contact IS NOT NULL
         WHERE e.enabled = 1
         ORDER BY e.extension, d.id
         """
     ).fetchall()
-    grouped: dict[str, tuple[str, bool, list[str]]] = {}
-    for extension, name, dnd, contact in rows:
-        _, _, contacts = grouped.setdefault(extension, (name, bool(dnd), []))
+    grouped: dict[str, tuple[str, bool, list[str], list[str]]] = {}
+    for extension, name, dnd, contact, username in rows:
+        _, _, contacts, devices = grouped.setdefault(extension, (name, bool(dnd), [], []))
         if contact:
             contacts.append(contact)
-    return DirectorySnapshot({
-        number: Extension(number, name, dnd, tuple(contacts))
-        for number, (name, dnd, contacts) in grouped.items()
-    })
+        elif username:
+            devices.append(username)
+    return DirectorySnapshot(
+        {number: Extension(number, name, dnd, tuple(contacts), tuple(devices))
+         for number, (name, dnd, contacts, devices) in grouped.items()},
+        registered or (lambda _username: []),
+    )

@@ -57,6 +57,7 @@ def settings(tmp_path: Path, unix_dir: Path) -> Settings:
         sip_bind="127.0.0.1",
         web_bind="127.0.0.1",
         engine_sip_port=free_port(),
+        sip_port=free_port(),
         rtp_port_min=rtp,
         rtp_port_max=rtp + 400,
     )

@@ -37,6 +37,8 @@ EXPECTED_TABLES = {
     "crm_connections", "crm_user_map", "crm_contacts", "crm_contact_phones", "event_outbox",
     "repeat_caller_settings", "repeat_caller_sources", "repeat_caller_exceptions",
     "notification_settings", "notification_rules", "web_users", "api_tokens", "audit_log",
+    # the SIP edge
+    "registrations",
 }
 
 HA1_MD5 = "0" * 32
@@ -143,8 +145,16 @@ def _v5(db: sqlite_utils.Database) -> None:
     db["audit_log"].insert({"actor": "admin", "user_id": 1, "area": "config", "action": "x"})
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    device = db.execute("SELECT min(id) FROM devices").fetchone()[0]
+    db["registrations"].insert({"device_id": device, "contact": "sip:101@192.168.1.50:5060",
+                                "transport": "UDP", "source_host": "192.168.1.50",
+                                "source_port": 5060, "call_id": "abc", "cseq": 7,
+                                "expires_at": TS, "user_agent": "Yealink T31P"})
+
+
 SAMPLES: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6,
 }
 
 

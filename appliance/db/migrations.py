@@ -14,6 +14,7 @@ from .schema import (
     m0003_routing,
     m0004_calls,
     m0005_integration,
+    m0006_registrations,
 )
 
 
@@ -53,6 +54,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "call_routing", m0003_routing.apply),
     Migration(4, "call_history", m0004_calls.apply),
     Migration(5, "integration_admin", m0005_integration.apply),
+    Migration(6, "registrations", m0006_registrations.apply),
 )
 
 _TABLE = "schema_migrations"

@@ -17,6 +17,8 @@ class EngineConfig:
     # The engine only ever listens on loopback: the SIP edge faces the LAN.
     bind: str = "127.0.0.1"
     log_level: int = 1
+    # Every outbound leg goes through the SIP edge (it knows where phones are).
+    outbound_proxy: str | None = None
 
 
 class EngineError(RuntimeError):

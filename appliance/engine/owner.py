@@ -150,6 +150,8 @@ class Owner(threading.Thread):
         acfg.mediaConfig.transportConfig.portRange = cfg.rtp_port_max - cfg.rtp_port_min
         acfg.mediaConfig.transportConfig.boundAddress = cfg.bind
         acfg.natConfig.sdpNatRewriteUse = 0
+        if cfg.outbound_proxy:
+            acfg.sipConfig.proxies.append(cfg.outbound_proxy)
         # IPv4 loopback only. Left at its default, pjsua probes IPv6 for every
         # call by resolving the host name, which stalls the owner thread for
         # the resolver timeout (5 s) on a box whose name is not in DNS.

@@ -88,6 +88,13 @@ class Phone:
             self.ep.codecSetPriority(codec.codecId, prio)
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:{args.user}@127.0.0.1:{args.port}"
+        if args.registrar:
+            # A desk phone: register to the box with digest credentials.
+            acfg.idUri = f"sip:{args.user}@{args.registrar}"
+            acfg.regConfig.registrarUri = f"sip:{args.registrar}"
+            acfg.regConfig.timeoutSec = args.expires
+            cred = pj.AuthCredInfo("digest", "*", args.user, 0, args.password)
+            acfg.sipConfig.authCreds.append(cred)
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.transportConfig.portRange = 2000
         acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
@@ -168,6 +175,14 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
     def __init__(self, phone: Phone) -> None:
         super().__init__()
         self.phone = phone
+
+    def onRegState(self, prm: Any) -> None:
+        try:
+            info = self.getInfo()
+            emit({"event": "reg", "code": prm.code, "reason": prm.reason,
+                  "active": bool(info.regIsActive), "expires": info.regExpiresSec})
+        except Exception as exc:
+            emit({"event": "error", "where": "onRegState", "error": str(exc)})
 
     def onIncomingCall(self, prm: Any) -> None:
         try:
@@ -275,6 +290,9 @@ def main() -> None:
     p.add_argument("--tone", type=int, default=0)
     p.add_argument("--record-dir")
     p.add_argument("--codecs", default="PCMA,PCMU")
+    p.add_argument("--registrar", help="host:port to register to (a desk phone)")
+    p.add_argument("--password", default="")
+    p.add_argument("--expires", type=int, default=300)
     args = p.parse_args()
     phone = Phone(args)
     # The stdin reader is a plain Python thread that never touches pjsua2

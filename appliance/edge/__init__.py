@@ -1,0 +1,301 @@
+"""The SIP edge: the only thing on the network for SIP (DESIGN.md section 3).
+
+It registers phones (digest auth), keeps the location table, and proxies
+statelessly between the outside and the call engine on loopback, record-
+routing every dialog through itself with a flow token. Requests from the
+outside are authenticated before anything reaches the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..db import Database
+from ..sip import (
+    Header,
+    NonceManager,
+    Request,
+    Response,
+    SipParseError,
+    SipUri,
+    make_response,
+)
+from ..sip.headers import Via
+from .location import LocationTable
+from .proxy import (
+    FlowTokens,
+    branch_for,
+    decrement_max_forwards,
+    own_route,
+    received_via,
+    record_route,
+    response_destination,
+)
+from .registrar import Authenticator, AuthVerdict, Devices, Registrar, load_devices
+from .security import Ban, Guard, GuardConfig
+from .transport import Source, Transports
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 1.0
+# Headers only the edge may set on requests towards the engine.
+TRUSTED_HEADERS = ("X-PBX-Device",)
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Where the edge listens and where the engine is."""
+
+    bind: str
+    port: int
+    engine_port: int
+    nonce_ttl_s: float = 300.0
+    guard: GuardConfig = field(default_factory=GuardConfig)
+
+
+class Edge:
+    """Registrar + proxy in front of the engine."""
+
+    def __init__(self, config: EdgeConfig, db: Database,
+                 clock: Callable[[], float] = time.time, secret: bytes | None = None) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+        key = secret or secrets.token_bytes(32)
+        self.location = LocationTable(clock)
+        self.devices: Devices = load_devices(db)
+        self.nonces = NonceManager(key, ttl_s=config.nonce_ttl_s, clock=clock)
+        self.auth = Authenticator(self.nonces, lambda: self.devices)
+        self.registrar = Registrar(self.location, clock)
+        self.tokens = FlowTokens(key)
+        self.transports = Transports(self.handle)
+        self.engine = Source("UDP", "127.0.0.1", config.engine_port)
+        self._flusher: asyncio.Task[None] | None = None
+        self._local_ip_cache: dict[str, str] = {}
+        self.guard = Guard(config.guard, clock, on_ban=self._banned)
+        self.stats = {"auth_failures": 0, "forwarded": 0, "dropped": 0}
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load saved registrations and listen."""
+        loaded = self.location.load(self.db.read())
+        log.info("edge: %d registration(s) restored", loaded)
+        await self.transports.start(self.config.bind, self.config.port)
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(),
+                                                               name="edge-flush")
+
+    async def stop(self) -> None:
+        """Stop listening; write the last registration changes."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
+        await self.transports.stop()
+
+    def reload(self) -> None:
+        """Pick up changed devices and passwords (registrations stay)."""
+        self.devices = load_devices(self.db)
+
+    async def flush(self) -> None:
+        """Write pending registration changes in one transaction."""
+        if not self.location.pending():
+            return
+        upserts, removed = self.location.take_changes()
+        await self.db.awrite(lambda conn: LocationTable.write(conn, upserts, removed))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("edge: saving registrations failed")
+
+    @staticmethod
+    def _banned(ban: Ban) -> None:
+        log.warning("edge: banned %s for %.0f s: %s", ban.host, ban.until - time.time(),
+                    ban.reason)
+
+    def contacts_for(self, username: str) -> list[str]:
+        """Contact URIs of a device's live registrations (for the engine to dial)."""
+        return [b.contact for b in self.location.bindings(username) if b.reachable]
+
+    # --- addresses ---------------------------------------------------------------------
+    def local_host_toward(self, peer: str) -> str:
+        """The box's own address as seen by peer (for Via and Record-Route)."""
+        if self.config.bind not in ("0.0.0.0", "::"):
+            return self.config.bind
+        cached = self._local_ip_cache.get(peer)
+        if cached:
+            return cached
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((peer, 9))  # no packet is sent: this only picks a route
+                host = str(probe.getsockname()[0])
+        except OSError:
+            host = "127.0.0.1"
+        self._local_ip_cache[peer] = host
+        return host
+
+    def _is_us(self, host: str, port: int | None) -> bool:
+        return (port or 5060) == self.config.port and (
+            host in ("127.0.0.1", "localhost", self.config.bind)
+            or host in self._local_ip_cache.values())
+
+    # --- messages ----------------------------------------------------------------------
+    def handle(self, msg: Request | Response, source: Source) -> None:
+        """Entry point for every parsed message."""
+        try:
+            if isinstance(msg, Response):
+                self._response(msg, source)
+            elif source == self.engine:
+                self._from_engine(msg)
+            else:
+                self._from_outside(msg, source)
+        except SipParseError as exc:
+            # A header we only read now (Contact, Authorization...) is malformed.
+            if isinstance(msg, Request) and msg.method != "ACK":
+                self._reply(make_response(msg, 400, exc.reason[:64]), msg, source)
+
+    def _reply(self, resp: Response, req: Request, source: Source) -> None:
+        via = req.top_via
+        dest = source if via is None or source.transport == "TCP" else response_destination(
+            received_via(via, source))
+        self.transports.send(resp, dest)
+
+    def _from_outside(self, req: Request, source: Source) -> None:
+        if not self.guard.admit(source.host, req.user_agent):
+            return  # banned, throttled or a scanner: no answer at all
+        via = req.top_via
+        if via is None:
+            return
+        req = req.with_top_via(received_via(via, source))
+        forwarded = decrement_max_forwards(req)
+        if forwarded is None:
+            self._reply(make_response(req, 483), req, source)
+            return
+        req = forwarded
+        for name in TRUSTED_HEADERS:
+            req = req.without_header(name)
+
+        if req.method == "REGISTER":
+            verdict = self.auth.check(req, source)
+            if verdict.device is None:
+                self._refuse(verdict, req, source)
+                return
+            self._reply(self.registrar.register(req, source, verdict.device), req, source)
+            return
+
+        in_dialog = req.to.tag is not None or req.method in ("ACK", "CANCEL")
+        routes = req.routes
+        if routes and own_route(routes[0], self._our_hosts(), self.config.port):
+            req = req.with_header("Route", [str(r) for r in routes[1:]]) if routes[1:] \
+                else req.without_header("Route")
+        elif not in_dialog and isinstance(req.uri, SipUri) and req.uri.user is None:
+            # Addressed to the box itself: keepalive OPTIONS and the like.
+            code = 200 if req.method == "OPTIONS" else 405
+            if req.method != "ACK":
+                self._reply(make_response(req, code), req, source)
+            return
+
+        if not in_dialog:
+            if req.method == "SUBSCRIBE":
+                self._reply(make_response(req, 489), req, source)
+                return
+            if req.method != "INVITE":
+                self._reply(make_response(req, 405, headers=[
+                    Header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")]), req, source)
+                return
+            verdict = self.auth.check(req, source)
+            if verdict.device is None:
+                self._refuse(verdict, req, source)
+                return
+            req = req.without_header("Proxy-Authorization").append_header(
+                "X-PBX-Device", verdict.device.username)
+            host = self.local_host_toward(source.host)
+            req = req.prepend_header(
+                "Record-Route",
+                record_route(host, self.config.port, self.tokens.encode(source),
+                             source.transport))
+        self._forward(req, self.engine, incoming_branch=via.branch or "")
+
+    def _refuse(self, verdict: AuthVerdict, req: Request, source: Source) -> None:
+        """Challenge, or count a failure and maybe ban (then answer nothing)."""
+        if verdict.failed:
+            self.stats["auth_failures"] += 1
+            if self.guard.auth_failed(source.host):
+                return
+        assert verdict.reply is not None
+        self._reply(verdict.reply, req, source)
+
+    def _from_engine(self, req: Request) -> None:
+        via = req.top_via
+        if via is None:
+            return
+        forwarded = decrement_max_forwards(req)
+        if forwarded is None:
+            return
+        req = forwarded
+        dest: Source | None = None
+        routes = req.routes
+        if routes and own_route(routes[0], self._our_hosts(), self.config.port):
+            token_user = routes[0].uri.user if isinstance(routes[0].uri, SipUri) else None
+            dest = self.tokens.decode(token_user or "")
+            req = req.with_header("Route", [str(r) for r in routes[1:]]) if routes[1:] \
+                else req.without_header("Route")
+        if dest is None:
+            dest = self._resolve(req)
+        if dest is None:
+            log.info("edge: no route for %s %s", req.method, req.uri)
+            self.stats["dropped"] += 1
+            return
+        if req.method == "INVITE" and req.to.tag is None:
+            host = self.local_host_toward(dest.host)
+            req = req.prepend_header(
+                "Record-Route",
+                record_route(host, self.config.port, self.tokens.encode(dest), dest.transport))
+        self._forward(req, dest, incoming_branch=via.branch or "")
+
+    def _resolve(self, req: Request) -> Source | None:
+        """Where an engine request without a flow token goes: a binding, else the URI."""
+        uri = req.uri
+        if not isinstance(uri, SipUri):
+            return None
+        binding = self.location.find_contact(uri.host.strip("[]"), uri.port, uri.user)
+        if binding is not None:
+            return binding.source
+        transport = (uri.param("transport") or "udp").upper()
+        return Source("TCP" if transport == "TCP" else "UDP", uri.host.strip("[]"),
+                      uri.port or 5060)
+
+    def _forward(self, req: Request, dest: Source, *, incoming_branch: str) -> None:
+        host = "127.0.0.1" if dest == self.engine else self.local_host_toward(dest.host)
+        ours = Via(host=host, transport=dest.transport, port=self.config.port,
+                   params=(("branch", branch_for(incoming_branch, self.tokens.secret)),
+                           ("rport", None)))
+        self.transports.send(req.prepend_header("Via", str(ours)), dest)
+        self.stats["forwarded"] += 1
+
+    def _response(self, resp: Response, source: Source) -> None:
+        vias = resp.vias
+        if len(vias) < 2 or not self._is_us(vias[0].host, vias[0].port):
+            self.stats["dropped"] += 1
+            return
+        resp = resp.without_top_via()
+        nxt = vias[1]
+        if nxt.host == "127.0.0.1" and (nxt.port or 5060) == self.config.engine_port:
+            dest = self.engine
+        else:
+            dest = response_destination(nxt)
+        self.transports.send(resp, dest)
+
+    def _our_hosts(self) -> set[str]:
+        return {"127.0.0.1", "localhost", self.config.bind, *self._local_ip_cache.values()}

@@ -1,0 +1,182 @@
+"""SIP transports of the edge: UDP and TCP listeners on asyncio.
+
+Bytes in, parsed messages out to one handler; the handler sends through
+`Transports.send`, which picks the socket: UDP from the listening socket
+(so NATed phones see replies from the port they sent to), TCP over the
+connection a peer opened (found by its address) or a new one. Garbage never
+reaches the handler: unparseable datagrams get the stateless 400 the parser
+allows, or are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..sip import (
+    Close,
+    Frame,
+    Ping,
+    Request,
+    Response,
+    SipFramer,
+    SipParseError,
+    error_response,
+    parse_message,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_DATAGRAM = 16 * 1024
+TCP_IDLE_S = 600.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from (or goes to)."""
+
+    transport: str  # "UDP" or "TCP"
+    host: str
+    port: int
+
+    def key(self) -> tuple[str, str, int]:
+        """Hashable identity of a flow."""
+        return (self.transport, self.host, self.port)
+
+
+Handler = Callable[[Request | Response, Source], None]
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, owner: Transports) -> None:
+        self.owner = owner
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.owner.received(data, Source("UDP", addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a phone that went away: nothing to do.
+        log.debug("UDP error: %s", exc)
+
+
+class _Tcp(asyncio.Protocol):
+    def __init__(self, owner: Transports) -> None:
+        self.owner = owner
+        self.framer = SipFramer()
+        self.transport: asyncio.Transport | None = None
+        self.source: Source | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        host, port = transport.get_extra_info("peername")[:2]
+        self.source = Source("TCP", host, port)
+        self.owner.tcp_connections[self.source.key()] = self
+
+    def data_received(self, data: bytes) -> None:
+        assert self.source is not None and self.transport is not None
+        for event in self.framer.feed(data):
+            if isinstance(event, Frame):
+                self.owner.received(event.data, self.source)
+            elif isinstance(event, Ping):
+                self.send(b"\r\n")  # RFC 5626 keep-alive pong
+            elif isinstance(event, Close):
+                # Framing is lost: answer if the head allows it, then close (RFC 3261 §18.3).
+                log.info("closing TCP %s: %s", self.source, event.reason)
+                try:
+                    parse_message(event.head)
+                except SipParseError as exc:
+                    reply = error_response(exc)
+                    if reply is not None:
+                        self.send(reply.to_bytes())
+                self.transport.close()
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.source is not None:
+            self.owner.tcp_connections.pop(self.source.key(), None)
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class Transports:
+    """The edge's listening sockets and outgoing connections."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.udp: _Udp | None = None
+        self.tcp_server: asyncio.Server | None = None
+        self.tcp_connections: dict[tuple[str, str, int], _Tcp] = {}
+        self.local: Source | None = None
+        self.parse_errors = 0
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on UDP and TCP host:port."""
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_datagram_endpoint(
+            lambda: _Udp(self), local_addr=(host, port), reuse_port=False)
+        self.udp = proto
+        self.tcp_server = await loop.create_server(lambda: _Tcp(self), host, port,
+                                                   reuse_address=True)
+        self.local = Source("UDP", host, port)
+
+    async def stop(self) -> None:
+        """Close every socket."""
+        if self.udp is not None and self.udp.transport is not None:
+            self.udp.transport.close()
+        for conn in list(self.tcp_connections.values()):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self.tcp_server is not None:
+            self.tcp_server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.tcp_server.wait_closed(), 2)
+
+    def received(self, data: bytes, source: Source) -> None:
+        """Parse one message and hand it on; answer or drop what cannot be parsed."""
+        if not data.strip(b"\r\n"):
+            return  # CRLF keepalive (RFC 5626)
+        try:
+            msg = parse_message(data)
+        except SipParseError as exc:
+            self.parse_errors += 1
+            reply = error_response(exc)
+            log.debug("unparseable message from %s: %s", source, exc)
+            if reply is not None:
+                self.send(reply, source)
+            return
+        try:
+            self.handler(msg, source)
+        except Exception:
+            log.exception("handling a message from %s failed", source)
+
+    def send(self, msg: Request | Response, dest: Source) -> None:
+        """Send a message to dest over its transport."""
+        data = msg.to_bytes()
+        if dest.transport == "TCP":
+            conn = self.tcp_connections.get(dest.key())
+            if conn is not None:
+                conn.send(data)
+                return
+            asyncio.get_running_loop().create_task(self._connect_and_send(data, dest))
+            return
+        if self.udp is not None and self.udp.transport is not None:
+            self.udp.transport.sendto(data, (dest.host, dest.port))
+
+    async def _connect_and_send(self, data: bytes, dest: Source) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _Tcp(self), dest.host, dest.port), 5)
+        except (OSError, TimeoutError) as exc:
+            log.info("cannot connect to %s: %s", dest, exc)
+            return
+        proto.send(data)

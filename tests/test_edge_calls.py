@@ -1,0 +1,140 @@
+"""Desk phones through the SIP edge: digest registration, calls by extension, audio."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.control import call as control
+from appliance.settings import Settings
+from tests.conftest import free_port, free_port_block
+from tests.support.harness import EngineProcess, PhoneProcess, pbx
+from tests.support.tones import dominant, middle, read_wav
+
+pytestmark = pytest.mark.timeout(180)
+
+OFFICE = """\
+version: 1
+employees:
+  - extension: "101"
+    name: Иван Петров
+    devices: [{username: "101", password: "Kx7-desk-alpha"}]
+  - extension: "102"
+    name: Мария Сидорова
+    devices: [{username: "102", password: "Kx7-desk-bravo"}]
+"""
+
+
+@pytest.fixture
+def box(settings: Settings, unix_dir: Path, tmp_path: Path) -> Iterator[EngineProcess]:
+    result = pbx(settings, "config", "import", "-", stdin=OFFICE)
+    assert result.returncode == 0, result.stderr
+    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
+    try:
+        engine.wait_ready()
+        yield engine
+    finally:
+        engine.close()
+
+
+def desk_phone(settings: Settings, user: str, password: str, *extra: str) -> PhoneProcess:
+    return PhoneProcess(free_port(), free_port_block(20), "--user", user,
+                        "--password", password,
+                        "--registrar", f"127.0.0.1:{settings.sip_port}", *extra)
+
+
+def registered(phone: PhoneProcess) -> Callable[[dict], bool]:  # type: ignore[type-arg]
+    return lambda e: e.get("event") == "reg" and e.get("code") == 200 and e.get("active")
+
+
+def test_phones_register_and_call_each_other(box: EngineProcess, settings: Settings,
+                                             tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    alice = desk_phone(settings, "101", "Kx7-desk-alpha", "--record-dir", str(rec))
+    bob = desk_phone(settings, "102", "Kx7-desk-bravo", "--tone", "1400",
+                     "--record-dir", str(rec))
+    try:
+        alice.wait(registered(alice))
+        bob.wait(registered(bob))
+        status = control(settings.control_socket, "GET", "/status")
+        assert status["sip"]["registrations"] == 2
+
+        cid = alice.call(f"sip:102@127.0.0.1:{settings.sip_port}", tone=700, record=True)
+        alice.wait(lambda e: e.get("id") == cid and e.get("state") == "CONFIRMED")
+        bob.wait(lambda e: e.get("state") == "CONFIRMED")
+        alice.wait_count(lambda e: e.get("event") == "media", 1)
+
+        time.sleep(1.5)  # audio needs wall-clock time to flow
+        alice.send(cmd="hangup", id=cid)
+        alice.wait(lambda e: e.get("id") == cid and e.get("state") == "DISCONNECTED")
+        bob.wait(lambda e: e.get("state") == "DISCONNECTED")
+    finally:
+        alice.close()
+        bob.close()
+
+    heard = {}
+    for wav in rec.glob("*.wav"):
+        samples, rate = read_wav(wav)
+        heard[wav.name.split("-")[0]] = dominant(middle(samples, rate, 0.8), rate,
+                                                 [700.0, 1400.0])
+    assert heard[str(alice.port)][0] == 1400.0 and heard[str(alice.port)][1] > 0.8
+    assert heard[str(bob.port)][0] == 700.0 and heard[str(bob.port)][1] > 0.8
+
+    rows = sqlite3.connect(settings.db_path).execute(
+        "SELECT dialled, disposition, hangup_side FROM call_records").fetchall()
+    assert rows == [("102", "answered", "caller")]
+
+
+def test_wrong_password_is_refused(box: EngineProcess, settings: Settings) -> None:
+    mallory = desk_phone(settings, "101", "guess")
+    try:
+        event = mallory.wait(lambda e: e.get("event") == "reg")
+        assert event["code"] in (401, 403)
+        assert not event["active"]
+    finally:
+        mallory.close()
+    assert control(settings.control_socket, "GET", "/status")["sip"]["registrations"] == 0
+
+
+def test_registrations_survive_kill_9(settings: Settings, unix_dir: Path, tmp_path: Path) -> None:
+    """A crashed engine comes back knowing where the phones are, before they re-register."""
+    assert pbx(settings, "config", "import", "-", stdin=OFFICE).returncode == 0
+    first = EngineProcess(settings, unix_dir / "n1", log_path=tmp_path / "e1.log")
+    phone = None
+    try:
+        first.wait_ready()
+        phone = desk_phone(settings, "102", "Kx7-desk-bravo", "--expires", "600")
+        phone.wait(registered(phone))
+        # Registrations are written in batches once a second: wait until it is on disk.
+        db = sqlite3.connect(settings.db_path)
+        deadline = time.monotonic() + 10
+        while db.execute("SELECT count(*) FROM registrations").fetchone()[0] == 0:
+            assert time.monotonic() < deadline, "the registration never reached the database"
+            time.sleep(0.1)
+        first.proc.kill()
+        first.proc.wait()
+        second = EngineProcess(settings, unix_dir / "n2", log_path=tmp_path / "e2.log")
+        try:
+            second.wait_ready()
+            assert control(settings.control_socket, "GET", "/status")["sip"][
+                "registrations"] == 1
+            # ... and it can be called right away, with no new REGISTER from the phone.
+            regs_before = phone.count(lambda e: e.get("event") == "reg")
+            caller = PhoneProcess(free_port(), free_port_block(20))
+            try:
+                caller.call(f"sip:102@127.0.0.1:{settings.engine_sip_port}")
+                caller.wait(lambda e: e.get("state") == "CONFIRMED")
+            finally:
+                caller.close()
+            assert phone.count(lambda e: e.get("event") == "reg") == regs_before
+        finally:
+            second.close()
+    finally:
+        if phone is not None:
+            phone.close()
+        first.close()

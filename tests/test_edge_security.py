@@ -1,0 +1,111 @@
+"""The front-door policy: bans after failed logins, rate limits, scanners."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from appliance.control import call as control
+from appliance.edge.security import Guard, GuardConfig
+from appliance.settings import Settings
+from tests.support.harness import EngineProcess, pbx
+from tests.test_edge_calls import OFFICE, desk_phone, registered
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failed_logins_ban_then_the_ban_expires() -> None:
+    clock = Clock()
+    guard = Guard(GuardConfig(auth_failures=5, failure_window_s=60, ban_s=900), clock)
+    for _ in range(4):
+        assert not guard.auth_failed("203.0.113.9")
+    assert guard.admit("203.0.113.9", "Yealink")
+    assert guard.auth_failed("203.0.113.9")
+    assert not guard.admit("203.0.113.9", "Yealink")
+    assert guard.admit("192.168.1.50", "Yealink")  # others are unaffected
+    assert [b.host for b in guard.bans()] == ["203.0.113.9"]
+    clock.now += 901
+    assert guard.admit("203.0.113.9", "Yealink")
+    assert guard.bans() == []
+
+
+def test_failures_outside_the_window_do_not_add_up() -> None:
+    clock = Clock()
+    guard = Guard(GuardConfig(auth_failures=3, failure_window_s=10), clock)
+    for _ in range(10):
+        assert not guard.auth_failed("198.51.100.1")
+        clock.now += 6
+
+
+def test_rate_limit_throttles_without_banning() -> None:
+    clock = Clock()
+    guard = Guard(GuardConfig(rate_limit=16, rate_window_s=2), clock)
+    assert all(guard.admit("198.51.100.2", None) for _ in range(16))
+    assert not guard.admit("198.51.100.2", None)
+    clock.now += 2
+    assert guard.admit("198.51.100.2", None)
+    assert guard.bans() == []
+
+
+@pytest.mark.parametrize("agent", ["friendly-scanner", "sipvicious/0.3.4", "VaxSIPUserAgent/3.1",
+                                   "sipcli/v1.8"])
+def test_scanners_are_banned_on_sight(agent: str) -> None:
+    guard = Guard(GuardConfig(), Clock())
+    assert not guard.admit("192.0.2.1", agent)
+    assert guard.banned("192.0.2.1")
+
+
+def test_memory_is_bounded() -> None:
+    guard = Guard(GuardConfig(), Clock())
+    for i in range(20_000):
+        guard.admit(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", None)
+    assert len(guard._rates) <= 10_000
+
+
+def _register_attempt(sock: socket.socket, port: int, n: int) -> bytes | None:
+    msg = (f"REGISTER sip:127.0.0.1:{port} SIP/2.0\r\n"
+           f"Via: SIP/2.0/UDP 127.0.0.2:{sock.getsockname()[1]};branch=z9hG4bK-g{n};rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:101@127.0.0.1>;tag=g\r\nTo: <sip:101@127.0.0.1>\r\n"
+           f"Call-ID: guess-{n}\r\nCSeq: {n} REGISTER\r\nContact: <sip:101@127.0.0.2>\r\n"
+           'Authorization: Digest username="101", realm="office-pbx", nonce="x", '
+           f'uri="sip:127.0.0.1:{port}", response="00000000000000000000000000000000", '
+           'algorithm=MD5, qop=auth, nc=00000001, cnonce="c"\r\n'
+           "Content-Length: 0\r\n\r\n").encode()
+    sock.sendto(msg, ("127.0.0.1", port))
+    try:
+        return sock.recv(4096)
+    except TimeoutError:
+        return None
+
+
+def test_a_password_guesser_is_banned_while_phones_keep_working(
+        settings: Settings, unix_dir: Path, tmp_path: Path) -> None:
+    assert pbx(settings, "config", "import", "-", stdin=OFFICE).returncode == 0
+    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
+    phone = None
+    try:
+        engine.wait_ready()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+            attacker.bind(("127.0.0.2", 0))  # another host, as far as the edge can tell
+            attacker.settimeout(1.0)
+            answers = [_register_attempt(attacker, settings.sip_port, n) for n in range(1, 12)]
+        # Stale or wrong, every guess is answered like a fresh challenge until the ban...
+        assert all(a is not None and b" 401 " in a for a in answers[:7]), answers
+        # ... and after it the box is silent to that address.
+        assert answers[-1] is None
+        bans = control(settings.control_socket, "GET", "/bans")
+        assert [b["host"] for b in bans] == ["127.0.0.2"]
+        phone = desk_phone(settings, "101", "Kx7-desk-alpha")
+        phone.wait(registered(phone))
+    finally:
+        if phone is not None:
+            phone.close()
+        engine.close()

@@ -1,0 +1,188 @@
+"""The edge's pure parts: flow tokens, Via handling, the registrar and the location table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.db import Database
+from appliance.edge.location import Binding, LocationTable
+from appliance.edge.proxy import (
+    FlowTokens,
+    branch_for,
+    decrement_max_forwards,
+    received_via,
+    response_destination,
+)
+from appliance.edge.registrar import Authenticator, Device, Devices, Registrar
+from appliance.edge.transport import Source
+from appliance.sip import (
+    NonceManager,
+    Request,
+    client_authorization,
+    ha1,
+    parse_message,
+    parse_via,
+)
+
+PHONE = Source("UDP", "192.168.1.50", 5062)
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def register(user: str = "101", contact: str = "sip:101@192.168.1.50:5062", *,
+             expires: int | None = 300, cseq: int = 1, auth: str = "") -> Request:
+    lines = [
+        "REGISTER sip:pbx.local SIP/2.0",
+        "Via: SIP/2.0/UDP 192.168.1.50:5062;branch=z9hG4bK-1;rport",
+        "Max-Forwards: 70",
+        f"From: <sip:{user}@pbx.local>;tag=a1",
+        f"To: <sip:{user}@pbx.local>",
+        "Call-ID: reg-1@phone",
+        f"CSeq: {cseq} REGISTER",
+        f"Contact: {contact}" if contact == "*" else f"Contact: <{contact}>",
+    ]
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    if auth:
+        lines.append(f"Authorization: {auth}")
+    msg = parse_message(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode())
+    assert isinstance(msg, Request)
+    return msg
+
+
+def devices() -> Devices:
+    return Devices("office-pbx", {
+        "101": Device(1, "101", "101", "office-pbx",
+                      ha1("101", "office-pbx", "Kx7-desk-alpha", "MD5"),
+                      ha1("101", "office-pbx", "Kx7-desk-alpha", "SHA-256")),
+    })
+
+
+def test_flow_tokens_round_trip_and_resist_forgery() -> None:
+    tokens = FlowTokens(SECRET)
+    token = tokens.encode(PHONE)
+    assert tokens.decode(token) == PHONE
+    assert FlowTokens(b"another secret, 32 bytes long!!!").decode(token) is None
+    assert tokens.decode(token[:-2] + "aa") is None
+    assert tokens.decode("101") is None
+    assert tokens.decode("f-!!!") is None
+
+
+def test_branches_are_stable_per_incoming_branch() -> None:
+    assert branch_for("z9hG4bK-1", SECRET) == branch_for("z9hG4bK-1", SECRET)
+    assert branch_for("z9hG4bK-1", SECRET) != branch_for("z9hG4bK-2", SECRET)
+    assert branch_for("z9hG4bK-1", SECRET).startswith("z9hG4bK")
+
+
+def test_received_and_rport() -> None:
+    via = parse_via("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-x;rport")
+    stamped = received_via(via, Source("UDP", "203.0.113.7", 40123))
+    assert stamped.received == "203.0.113.7"
+    assert response_destination(stamped) == Source("UDP", "203.0.113.7", 40123)
+    plain = parse_via("SIP/2.0/TCP 10.0.0.5:5070;branch=z9hG4bK-y")
+    assert response_destination(plain) == Source("TCP", "10.0.0.5", 5070)
+
+
+def test_max_forwards() -> None:
+    req = register()
+    assert decrement_max_forwards(req).max_forwards == 69  # type: ignore[union-attr]
+    exhausted = req.with_header("Max-Forwards", ["0"])
+    assert decrement_max_forwards(exhausted) is None
+
+
+def test_challenge_then_register_then_unregister() -> None:
+    clock = Clock()
+    nonces = NonceManager(SECRET, ttl_s=300, clock=clock)
+    auth = Authenticator(nonces, devices)
+    location = LocationTable(clock)
+    registrar = Registrar(location, clock)
+
+    first = auth.check(register(), PHONE)
+    assert first.device is None and first.reply is not None
+    assert first.reply.status == 401
+    offered = first.reply.header_values("WWW-Authenticate")
+    assert "SHA-256" in offered[0] and "MD5" in offered[1]
+    nonce = first.reply.credentials("WWW-Authenticate")[0].get("nonce")
+    assert nonce
+
+    def answer(password: str, cseq: int, nc: int = 1) -> Request:
+        value = client_authorization(
+            username="101", realm="office-pbx", nonce=nonce, uri="sip:pbx.local",
+            method="REGISTER", ha1_hex=ha1("101", "office-pbx", password, "SHA-256"),
+            algorithm="SHA-256", cnonce="c0ffee", nc=nc)
+        return register(cseq=cseq, auth=value)
+
+    wrong = auth.check(answer("guess", 2), PHONE)
+    assert wrong.device is None and wrong.failed and wrong.reply.status == 401  # type: ignore[union-attr]
+    req = answer("Kx7-desk-alpha", 3, nc=2)
+    ok = auth.check(req, PHONE)
+    assert ok.device is not None and ok.device.username == "101"
+    reply = registrar.register(req, PHONE, ok.device)
+    assert reply.status == 200
+    assert "expires=300" in reply.header("Contact")  # type: ignore[operator]
+    [binding] = location.bindings("101")
+    assert binding.source == PHONE
+    assert location.find_contact("192.168.1.50", 5062, "101") == binding
+
+    clock.now += 301
+    assert location.bindings("101") == []
+    assert location.find_contact("192.168.1.50", 5062, "101") is None
+
+
+def test_registrar_rules() -> None:
+    clock = Clock()
+    location = LocationTable(clock)
+    registrar = Registrar(location, clock)
+    device = devices().by_username["101"]
+    assert registrar.register(register(expires=10), PHONE, device).status == 423
+    assert registrar.register(register(user="102"), PHONE, device).status == 403
+    assert registrar.register(register(expires=7200), PHONE, device).status == 200
+    assert location.bindings("101")[0].remaining(clock.now) == 3600  # capped
+    # An older CSeq of the same Call-ID is a late retransmission: ignored.
+    registrar.register(register(expires=0, cseq=0), PHONE, device)
+    assert len(location.bindings("101")) == 1
+    assert registrar.register(register(contact="*", expires=0, cseq=5), PHONE,
+                              device).status == 200
+    assert location.bindings("101") == []
+    assert registrar.register(register(contact="*", expires=60, cseq=6), PHONE,
+                              device).status == 400
+
+
+def test_bindings_survive_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    with Database.open(tmp_path / "pbx.db") as db:
+        db.write(lambda c: c.execute(
+            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A')"))
+        db.write(lambda c: c.execute(
+            "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
+            " VALUES (1, 1, '101', 'r', ?, ?)", ["0" * 32, "0" * 64]))
+        table = LocationTable(clock)
+        live = Binding(1, "101", "sip:101@192.168.1.50:5062", PHONE, "c", 1, clock.now + 600)
+        gone = Binding(1, "101", "sip:101@192.168.1.51:5062", PHONE, "d", 1, clock.now + 30)
+        table.put(live)
+        table.put(gone)
+        db.write(lambda c: LocationTable.write(c, *table.take_changes()))
+        assert not table.pending()
+
+        clock.now += 60  # the box was off for a minute
+        again = LocationTable(clock)
+        assert again.load(db.read()) == 1
+        assert again.bindings("101") == [live]
+        assert again.find_contact("192.168.1.50", 5062, "101") == live
+        # The expired row is cleaned up by the next flush.
+        db.write(lambda c: LocationTable.write(c, *again.take_changes()))
+        assert db.read().execute("SELECT count(*) FROM registrations").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("bad", ["garbage", "f-", "f-" + "a" * 200])
+def test_tokens_never_raise(bad: str) -> None:
+    assert FlowTokens(SECRET).decode(bad) is None
