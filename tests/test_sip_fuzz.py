@@ -129,9 +129,9 @@ URI_PARAMS = st.lists(st.tuples(PARAM_TEXT, st.none() | PARAM_TEXT), max_size=3)
 PORT = st.none() | st.integers(0, 65535)
 SIP_URI = st.builds(SipUri, host=HOST, scheme=st.sampled_from(["sip", "sips"]),
                     user=st.none() | USER, port=PORT, params=URI_PARAMS)
-DISPLAY = st.none() | st.text(st.characters(blacklist_categories=("Cs",),
-                                            blacklist_characters="\r\n"), max_size=20)
-QUOTED = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters='\r\n"\\'),
+TEXT_CHAR = st.characters(codec="utf-8", exclude_characters="\r\n")
+DISPLAY = st.none() | st.text(TEXT_CHAR, max_size=20)
+QUOTED = st.text(st.characters(codec="utf-8", exclude_characters='\r\n"\\'),
                  max_size=10).map(lambda t: f'"{t}"')
 HEADER_PARAMS = st.lists(st.tuples(TOKEN.filter(lambda t: t.lower() not in ("rport",
                                                                               "received")),
@@ -154,9 +154,8 @@ def requests(draw: st.DrawFn) -> Request:
                 Header("CSeq", f"{draw(st.integers(0, 2**31 - 1))} {method}"),
                 Header("Max-Forwards", str(draw(st.integers(0, 255))))]
     headers += [Header("Contact", str(c)) for c in draw(st.lists(NAME_ADDR, max_size=2))]
-    headers += [Header("X-Note", draw(st.text(st.characters(
-        blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=30).map(
-        lambda t: t.strip(" \t"))))]
+    note = draw(st.text(TEXT_CHAR, max_size=30)).strip(" \t")
+    headers += [Header("X-Note", note)]
     return Request(method=method, uri=draw(SIP_URI), headers=tuple(headers),
                    body=draw(st.binary(max_size=200)))
 

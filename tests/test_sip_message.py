@@ -18,10 +18,12 @@ from appliance.sip import (
     Via,
     canonical_name,
     error_response,
+    is_unsafe_destination,
     make_response,
     parse_message,
     parse_name_addr,
     parse_request,
+    parse_sdp,
     parse_uri,
     parse_via,
     torture_response,
@@ -162,6 +164,9 @@ def test_line_endings() -> None:
     assert parse_message(BASIC.encode().replace(b"\r\n\r\n", b"\r\n")).body == b""
     err = rejects(with_line("Max-Forwards: 70", "Max-Forwards: 70\rX-Injected: 1"))
     assert err.can_respond
+    # A lone CR in the start line too (found by the mutation fuzzer).
+    assert not rejects(b"SIP/2.0 200 O\rK\r\nVia: SIP/2.0/UDP h\r\n\r\n").can_respond
+    assert rejects(BASIC.replace("SIP/2.0\r\n", "SIP/2.0\rX\r\n", 1).encode()).can_respond
 
 
 def test_request_line_rules() -> None:
@@ -406,3 +411,54 @@ def test_name_addr_str_is_parseable() -> None:
     na = NameAddr(uri=SipUri(host="h", user="u"), display_name='quote " and \\ back',
                   params=(("tag", "1"),))
     assert parse_name_addr(str(na)) == na
+
+
+def test_more_rejections_and_helpers() -> None:
+    err = rejects(BASIC.replace("\r\nVia:", "\r\n continued\r\nVia:", 1).encode())
+    assert "folding" in err.reason
+    with pytest.raises(SipParseError):
+        parse_request(BASIC.replace("REGISTER sip:pbx.example.com SIP/2.0",
+                                    "SIP/2.0 200 OK").encode())
+    rejects(with_line("Contact: <sip:101@", "Contact: <sip:101:p w@"))
+    rejects(with_line("Content-Length: 0", "Route: sip:proxy;lr\r\nContent-Length: 0"))
+    for host in ("[::1", "[1:2:3:4:5:6:7:8:9]", "[::1]junk", "[2001:db8::::1]"):
+        with pytest.raises(SipParseError):
+            parse_uri(f"sip:{host}")
+    uri = SipUri(host="h", params=(("lr", None),)).with_param("transport", "TCP")
+    assert uri.transport == "tcp" and not uri.without_param("lr").has_param("lr")
+    na = parse_name_addr("<sip:a@b>;q=0.5;expires=60")
+    assert na.with_param("q", "x").q is None and na.with_param("q", "1.5").q is None
+    assert na.without_param("expires").expires is None and na.expires == 60
+    assert not parse_uri("tel:+1").matches(parse_uri("sip:a@b"))
+    assert parse_uri("tel:+1%32").matches(parse_uri("TEL:+12"))
+
+
+def test_verdict_branches() -> None:
+    m = basic()
+    assert torture_response(m) is None  # a REGISTER to the registrar
+    invite = parse_request(with_line("CSeq: 1 REGISTER", "CSeq: 1 INVITE").replace(
+        b"REGISTER sip:", b"INVITE sip:").replace(b"Content-Length: 0\r\n\r\n",
+                                                 b"Content-Type: ;\r\nContent-Length: 1\r\n\r\nx"))
+    assert torture_response(invite) is None and torture_response(invite, role="uas") == 400
+    ack = parse_request(with_line("CSeq: 1 REGISTER", "CSeq: 1 ACK").replace(
+        b"REGISTER sip:", b"ACK sip:").replace(b"Max-Forwards: 70", b"Max-Forwards: 0"))
+    assert torture_response(ack) is None
+    cancel = parse_request(with_line("CSeq: 1 REGISTER", "CSeq: 1 CANCEL\r\nRequire: x").replace(
+        b"REGISTER sip:", b"CANCEL sip:"))
+    assert torture_response(cancel, role="uas") is None
+    assert is_unsafe_destination("[::ffff:255.255.255.255]") and is_unsafe_destination("0.0.0.0")
+    assert is_unsafe_destination("224.0.0.1") and not is_unsafe_destination("pbx.example.com")
+    assert not is_unsafe_destination("192.0.2.1") and not is_unsafe_destination("[2001:db8::1]")
+
+
+def test_sdp_parser() -> None:
+    sdp = parse_sdp(b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+                    b"a=sendrecv\r\nm=audio 4000/2 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n")
+    (audio,) = sdp.media
+    assert (audio.kind, audio.port, audio.formats) == ("audio", 4000, ("0", "8"))
+    assert audio.attributes == ("rtpmap:0 PCMU/8000",) and sdp.attributes == ("sendrecv",)
+    assert sdp.media_connection(audio) == sdp.connection
+    for bad in (b"", b"x=1", b"v=0\r\nbad", b"v=0\r\nc=IN IP4", b"v=0\r\nm=audio x RTP/AVP 0",
+                b"v=0\r\nm=audio 70000 RTP/AVP 0", b"v=0\r\nm=audio", b"v=0\r\no=short"):
+        with pytest.raises(SipParseError):
+            parse_sdp(bad)

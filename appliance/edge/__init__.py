@@ -15,7 +15,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..db import Database
 from ..sip import (
@@ -26,6 +26,7 @@ from ..sip import (
     SipParseError,
     SipUri,
     make_response,
+    torture_response,
 )
 from ..sip.headers import Via
 from .location import LocationTable
@@ -166,9 +167,12 @@ class Edge:
                 self._reply(make_response(msg, 400, exc.reason[:64]), msg, source)
 
     def _reply(self, resp: Response, req: Request, source: Source) -> None:
+        """Answer a request on the transport it came on (RFC 3261 §18.2.2)."""
         via = req.top_via
-        dest = source if via is None or source.transport == "TCP" else response_destination(
-            received_via(via, source))
+        if via is None or source.transport == "TCP":
+            dest = source
+        else:
+            dest = replace(response_destination(received_via(via, source)), transport="UDP")
         self.transports.send(resp, dest)
 
     def _from_outside(self, req: Request, source: Source) -> None:
@@ -178,6 +182,11 @@ class Edge:
         if via is None:
             return
         req = req.with_top_via(received_via(via, source))
+        verdict_code = torture_response(req)
+        if verdict_code is not None:
+            # Rejected before any processing: version, scheme, Max-Forwards, Require...
+            self._reply(make_response(req, verdict_code), req, source)
+            return
         forwarded = decrement_max_forwards(req)
         if forwarded is None:
             self._reply(make_response(req, 483), req, source)

@@ -25,6 +25,7 @@ from ..sip import (
     SipFramer,
     SipParseError,
     error_response,
+    is_unsafe_destination,
     parse_message,
 )
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 16 * 1024
 TCP_IDLE_S = 600.0
+# A message that stops arriving halfway (a Content-Length that lies) is given Timer F's
+# 32 s, then the connection is closed (RFC 4475 clerr/ncl/mcl01 on streams).
+TCP_PARTIAL_S = 32.0
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,25 @@ class _Tcp(asyncio.Protocol):
         self.framer = SipFramer()
         self.transport: asyncio.Transport | None = None
         self.source: Source | None = None
+        self._idle: asyncio.TimerHandle | None = None
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        delay = TCP_PARTIAL_S if self.framer.pending else TCP_IDLE_S
+        self._idle = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        if self.transport is not None:
+            log.info("closing idle TCP %s", self.source)
+            self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         host, port = transport.get_extra_info("peername")[:2]
         self.source = Source("TCP", host, port)
         self.owner.tcp_connections[self.source.key()] = self
+        self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
         assert self.source is not None and self.transport is not None
@@ -97,8 +114,11 @@ class _Tcp(asyncio.Protocol):
                         self.send(reply.to_bytes())
                 self.transport.close()
                 return
+        self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
         if self.source is not None:
             self.owner.tcp_connections.pop(self.source.key(), None)
 
@@ -159,7 +179,10 @@ class Transports:
             log.exception("handling a message from %s failed", source)
 
     def send(self, msg: Request | Response, dest: Source) -> None:
-        """Send a message to dest over its transport."""
+        """Send a message to dest over its transport (never to broadcast or multicast)."""
+        if is_unsafe_destination(dest.host):
+            log.info("not sending to unsafe destination %s", dest.host)
+            return
         data = msg.to_bytes()
         if dest.transport == "TCP":
             conn = self.tcp_connections.get(dest.key())

@@ -141,7 +141,11 @@ _RAW_LEN = _BODY.size + _TAG_LEN + _IP_TAG_LEN
 
 
 class NonceManager:
-    """Issues and checks nonces bound to the box secret; tracks nonce-counts against replay."""
+    """Issues and checks nonces bound to the box secret; tracks nonce-counts against replay.
+
+    Not thread-safe: use one instance from the edge's event loop. `clock` is wall-clock
+    seconds (a step of the clock only makes outstanding nonces stale).
+    """
 
     def __init__(self, secret: bytes, ttl_s: float = 300.0,
                  clock: Callable[[], float] = time.time, *, max_tracked: int = 16384,
@@ -304,7 +308,7 @@ def verify(authorization_params: Mapping[str, str], method: str, ha1_lookup: HA1
     if qop is not None:
         if qop.lower() != "auth":
             return _malformed("unsupported qop", username)
-        if (nc_text is None or len(nc_text) != 8 or any(c not in _HEX for c in nc_text.lower())
+        if (nc_text is None or len(nc_text) != 8 or not _HEX.issuperset(nc_text.lower())
                 or int(nc_text, 16) == 0 or not cnonce):
             return _malformed("bad nc or cnonce", username)
     elif not allow_no_qop:
@@ -315,7 +319,7 @@ def verify(authorization_params: Mapping[str, str], method: str, ha1_lookup: HA1
     stored = ha1_lookup(username, realm, algorithm)
     width = 32 if algorithm == MD5 else 64
     known = (stored is not None and len(stored) == width
-             and all(c in _HEX for c in stored.lower()))
+             and _HEX.issuperset(stored.lower()))
     # Same work for an unknown user as for a known one: no timing or answer difference.
     ha1_hex = stored.lower() if known and stored is not None else "0" * width
     expected = digest_response(ha1_hex, nonce, method, uri, algorithm,

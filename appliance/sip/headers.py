@@ -82,7 +82,7 @@ def canonical_name(name: str) -> str:
 
 def is_token(text: str) -> bool:
     """True for a non-empty RFC 3261 token."""
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return bool(text) and TOKEN_CHARS.issuperset(text)
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def _parse_params(sc: _Scanner, what: str) -> Params:
 
 def param_int(value: str | None, default: int, limit: int = 2**32 - 1) -> int:
     """A delta-seconds style integer; malformed or overflowing -> `default` (RFC 3261 §20.19)."""
-    if value is None or not value or len(value) > 10 or any(c not in DIGITS for c in value):
+    if value is None or not value or len(value) > 10 or not DIGITS.issuperset(value):
         return default
     number = int(value)
     return default if number > limit else number
@@ -387,7 +387,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value if one was filled in."""
         value = self.param("rport")
-        if not value or len(value) > 5 or any(c not in DIGITS for c in value):
+        if not value or len(value) > 5 or not DIGITS.issuperset(value):
             return None
         return int(value)
 
@@ -427,10 +427,10 @@ def parse_via(value: str) -> Via:
     host, port = split_hostport(host_text)
     params = _parse_params(sc, what)
     found, received = find_param(params, "received")
-    if found and (not received or any(c not in _RECEIVED_CHARS for c in received)):
+    if found and (not received or not _RECEIVED_CHARS.issuperset(received)):
         raise SipParseError("Bad Via received")
     found, rport = find_param(params, "rport")
-    if found and rport is not None and (len(rport) > 5 or any(c not in DIGITS for c in rport)
+    if found and rport is not None and (len(rport) > 5 or not DIGITS.issuperset(rport)
                                         or int(rport) > 65535):
         raise SipParseError("Bad Via rport")
     return Via(host=host, transport=transport.upper(), port=port, params=params,
@@ -468,8 +468,8 @@ def parse_cseq(value: str) -> CSeq:
 def parse_call_id(value: str) -> str:
     """Validate a Call-ID (`word ["@" word]`) and return it."""
     local, at, host = value.partition("@")
-    if not local or any(c not in WORD_CHARS for c in local) or (
-            at and (not host or any(c not in WORD_CHARS for c in host))):
+    if not local or not WORD_CHARS.issuperset(local) or (
+            at and (not host or not WORD_CHARS.issuperset(host))):
         raise SipParseError("Bad Call-ID")
     return value
 

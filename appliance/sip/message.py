@@ -88,10 +88,17 @@ class Message:
     body: bytes = b""
 
     # ----- raw access -------------------------------------------------------------------
+    @cached_property
+    def _index(self) -> dict[str, tuple[str, ...]]:
+        # Built once per message: every accessor below is then a dict lookup.
+        index: dict[str, list[str]] = {}
+        for h in self.headers:
+            index.setdefault(_lookup_key(h.name), []).append(h.value)
+        return {key: tuple(values) for key, values in index.items()}
+
     def header_values(self, name: str) -> tuple[str, ...]:
         """All values of a header (any spelling or compact form of the name), in order."""
-        key = _lookup_key(name)
-        return tuple(h.value for h in self.headers if _lookup_key(h.name) == key)
+        return self._index.get(_lookup_key(name), ())
 
     def header(self, name: str) -> str | None:
         """The first value of a header, or None."""
@@ -162,7 +169,7 @@ class Message:
         value = self._single("Max-Forwards")
         if value is None:
             return None
-        if not value or any(c not in DIGITS for c in value):
+        if not value or not DIGITS.issuperset(value):
             raise SipParseError("Bad Max-Forwards")
         value = value.lstrip("0") or "0"
         return int(value) if len(value) <= 3 and int(value) <= 255 else None
@@ -374,7 +381,7 @@ class Response(Message):
 
 def _content_length(value: str) -> int:
     # No sign, no spaces inside; the length cap keeps int() cheap (sizes are capped anyway).
-    if not value or len(value) > 10 or any(c not in DIGITS for c in value):
+    if not value or len(value) > 10 or not DIGITS.issuperset(value):
         raise SipParseError("Bad Content-Length")
     return int(value)
 
@@ -385,7 +392,7 @@ def _version(text: str) -> str:
         raise SipParseError("Bad SIP version")
     major, dot, minor = text[4:].partition(".")
     if (not dot or not major or not minor or len(major) > 5 or len(minor) > 5
-            or any(c not in DIGITS for c in major + minor)):
+            or not DIGITS.issuperset(major + minor)):
         raise SipParseError("Bad SIP version")
     if (int(major), int(minor)) != (2, 0):
         raise SipParseError("Version Not Supported", status=505)
@@ -449,11 +456,13 @@ def _fields(lines: Sequence[str], *, strict: bool) -> list[tuple[str, str]]:
 
 def _parse_start_line(line: str) -> Request | Response:
     """An empty message of the right kind from the start line."""
+    if "\r" in line:
+        raise SipParseError("Bad line ending")
     if line[:4].upper() == "SIP/":
         version, _, rest = line.partition(" ")
         code, _, reason = rest.partition(" ")
         version = _version(version)
-        if len(code) != 3 or any(c not in DIGITS for c in code) or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not DIGITS.issuperset(code) or not 100 <= int(code) <= 699:
             raise SipParseError("Bad status code")
         return Response(status=int(code), reason=reason, version=version)
     parts = line.split(" ")

@@ -61,7 +61,7 @@ def _media(value: str) -> Media:
     if len(parts) < 3:
         raise SipParseError("Bad SDP media")
     port_text = parts[1].split("/", 1)[0]
-    if not port_text or len(port_text) > 5 or any(c not in DIGITS for c in port_text):
+    if not port_text or len(port_text) > 5 or not DIGITS.issuperset(port_text):
         raise SipParseError("Bad SDP media")
     port = int(port_text)
     if port > 65535:

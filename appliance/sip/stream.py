@@ -56,7 +56,7 @@ def _plausible_start(line: bytes) -> bool:
     if line[:4].upper() == b"SIP/":
         return True
     word = line.split(b" ", 1)[0]
-    return bool(word) and all(chr(c) in TOKEN_CHARS for c in word) and b"SIP/" in line.upper()
+    return bool(word) and TOKEN_CHARS.issuperset(word.decode("latin-1")) and b"SIP/" in line.upper()
 
 
 class SipFramer:

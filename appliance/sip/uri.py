@@ -43,6 +43,8 @@ def _bad(what: str) -> SipParseError:
 
 def _escaped_run_ok(text: str, allowed: frozenset[str]) -> bool:
     """True if every character is allowed or part of a valid %HH escape."""
+    if "%" not in text:
+        return allowed.issuperset(text)
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -82,7 +84,7 @@ def unescape(text: str) -> str:
 
 def _check_port(text: str) -> int:
     # Leading zeros are legal (1*DIGIT); the length cap keeps int() cheap.
-    if not text or len(text) > 10 or any(c not in DIGITS for c in text):
+    if not text or len(text) > 10 or not DIGITS.issuperset(text):
         raise _bad("port")
     port = int(text)
     if port > 65535:
@@ -92,7 +94,7 @@ def _check_port(text: str) -> int:
 
 def ipv6_address(text: str) -> ipaddress.IPv6Address:
     """The address of an IPv6 literal (no brackets), tolerating RFC 5118 §4.10's ':::' bug."""
-    if not text or len(text) > 45 or any(c not in IPV6_CHARS for c in text) or ":" not in text:
+    if not text or len(text) > 45 or not IPV6_CHARS.issuperset(text) or ":" not in text:
         raise _bad("IPv6 address")
     try:
         return ipaddress.IPv6Address(text)
@@ -115,7 +117,7 @@ def check_host(host: str) -> str:
             raise _bad("host")
         ipv6_address(host[1:-1])
         return host
-    if not host or len(host) > 255 or any(c not in HOST_CHARS for c in host):
+    if not host or len(host) > 255 or not HOST_CHARS.issuperset(host):
         raise _bad("host")
     return host
 
@@ -368,12 +370,12 @@ def parse_uri(text: str) -> Uri:
     colon = text.find(":")
     scheme = text[:colon] if colon > 0 else ""
     if (not scheme or scheme[0] not in string.ascii_letters
-            or any(c not in SCHEME_CHARS for c in scheme)):
+            or not SCHEME_CHARS.issuperset(scheme)):
         raise _bad("URI")
     rest = text[colon + 1:]
     lower = scheme.lower()
     if lower in ("sip", "sips"):
         return parse_sip_uri(lower, rest)
-    if not rest or any(c not in OTHER_URI_CHARS for c in rest):
+    if not rest or not OTHER_URI_CHARS.issuperset(rest):
         raise _bad("URI")
     return OtherUri(scheme=scheme, rest=rest)
