@@ -16,9 +16,9 @@ DEMO = Path(__file__).resolve().parents[1] / "appliance" / "config" / "demo.yaml
 def test_db_migrate_creates_then_is_a_no_op(settings: Settings) -> None:
     first = pbx(settings, "db", "migrate")
     assert first.returncode == 0, first.stderr
-    assert "schema 0 -> 6" in first.stdout
+    assert "schema 0 -> 7" in first.stdout
     again = pbx(settings, "db", "migrate")
-    assert "schema 6 -> 6" in again.stdout
+    assert "schema 7 -> 7" in again.stdout
     db = sqlite3.connect(settings.db_path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 

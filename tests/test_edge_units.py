@@ -186,3 +186,30 @@ def test_bindings_survive_a_restart(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", ["garbage", "f-", "f-" + "a" * 200])
 def test_tokens_never_raise(bad: str) -> None:
     assert FlowTokens(SECRET).decode(bad) is None
+
+
+def test_digest_uri_may_name_the_target_address() -> None:
+    """SIPp puts host:port in the digest-uri; user and host must still match."""
+    from appliance.edge.registrar import _same_target
+    from appliance.sip import parse_uri
+
+    ruri = parse_uri("sip:2000@127.0.0.1")
+    assert _same_target("sip:2000@127.0.0.1:5060", ruri)
+    assert _same_target("sip:127.0.0.1:5060", ruri)
+    assert not _same_target("sip:2001@127.0.0.1", ruri)
+    assert not _same_target("sip:2000@198.51.100.1", ruri)
+    assert not _same_target("not a uri", ruri)
+    assert not _same_target(None, ruri)
+
+
+def test_md5_first_for_devices_that_need_it() -> None:
+    clock = Clock()
+    md5_devices = Devices("office-pbx", {"101": Device(
+        1, "101", "101", "office-pbx", "0" * 32, "0" * 64, auth="md5")})
+    auth = Authenticator(NonceManager(SECRET, clock=clock), lambda: md5_devices)
+    reply = auth.check(register(), PHONE).reply
+    assert reply is not None
+    assert "MD5" in reply.header_values("WWW-Authenticate")[0]
+    stranger = auth.check(register(user="999"), PHONE).reply
+    assert stranger is not None  # unknown names get the default order
+    assert "SHA-256" in stranger.header_values("WWW-Authenticate")[0]

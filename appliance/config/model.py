@@ -104,6 +104,9 @@ class Device(ConfigModel):
     ha1_md5: Md5Hex | None = None
     ha1_sha256: Sha256Hex | None = None
     static_contact: SipUri | None = None
+    # Digest algorithm challenged first: SHA-256 (RFC 8760), or MD5 for phones that read
+    # only the first challenge and know only MD5.
+    auth: Literal["sha256", "md5"] = "sha256"
     codecs: list[Codec] = Field(default_factory=list)
     recording: RecordingPolicy = "default"
     enabled: bool = True

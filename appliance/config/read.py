@@ -145,7 +145,8 @@ def _employees(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "devices": [_drop_none({
                 "username": d["username"], "kind": d["kind"], "label": d["label"],
                 "realm": d["realm"], "ha1_md5": d["ha1_md5"], "ha1_sha256": d["ha1_sha256"],
-                "static_contact": d["static_contact"], "codecs": json.loads(d["codecs"]),
+                "static_contact": d["static_contact"], "auth": d["auth"],
+                "codecs": json.loads(d["codecs"]),
                 "recording": d["recording"], "enabled": _bool(d["enabled"])})
                 for d in devices[r["id"]]],
             "dnd": _bool(r["dnd"]), "ring_mobile_after": r["ring_mobile_after_s"],

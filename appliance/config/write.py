@@ -80,6 +80,7 @@ def write_sections(sync: Sync, cfg: BoxConfig) -> None:
         {"id": ids["device"][d.username], "employee_id": ids["employee"][e.extension],
          "username": d.username, "kind": d.kind, "label": d.label, "realm": d.realm,
          "ha1_md5": d.ha1_md5, "ha1_sha256": d.ha1_sha256, "static_contact": d.static_contact,
+         "auth": d.auth,
          "codecs": to_json(list(d.codecs)), "recording": d.recording, "enabled": _flag(d.enabled)}
         for e in cfg.employees for d in e.devices])
 
@@ -351,6 +352,17 @@ def _upsert_single(sync: Sync, table: str, row: dict[str, Any], touch: str | Non
 
 def write_config(conn: sqlite_utils.Database, cfg: BoxConfig, actor: str) -> ImportReport:
     """Replace the stored configuration with `cfg` inside the caller's transaction."""
+    report = replace_config(conn, cfg)
+    conn.conn.execute(
+        "INSERT INTO audit_log (actor, area, action, object, after) VALUES (?, ?, ?, ?, ?)",
+        (actor, "config", "import", None,
+         to_json({t: vars(c) for t, c in report.changes.items() if c})),
+    )
+    return report
+
+
+def replace_config(conn: sqlite_utils.Database, cfg: BoxConfig) -> ImportReport:
+    """Write `cfg` over the stored configuration in the caller's transaction (no audit row)."""
     raw = conn.conn
     # References between config rows are checked at COMMIT, so rows can go in any order.
     raw.execute("PRAGMA defer_foreign_keys = ON")
@@ -363,11 +375,6 @@ def write_config(conn: sqlite_utils.Database, cfg: BoxConfig, actor: str) -> Imp
     if broken:
         details = ", ".join(f"{t} row {r} -> {p}" for t, r, p, _ in broken[:10])
         raise ConfigError(f"the configuration leaves dangling references: {details}")
-    raw.execute(
-        "INSERT INTO audit_log (actor, area, action, object, after) VALUES (?, ?, ?, ?, ?)",
-        (actor, "config", "import", None,
-         to_json({t: vars(c) for t, c in sync.report.changes.items() if c})),
-    )
     return sync.report
 
 

@@ -15,6 +15,7 @@ from .schema import (
     m0004_calls,
     m0005_integration,
     m0006_registrations,
+    m0007_device_auth,
 )
 
 
@@ -55,6 +56,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "call_history", m0004_calls.apply),
     Migration(5, "integration_admin", m0005_integration.apply),
     Migration(6, "registrations", m0006_registrations.apply),
+    Migration(7, "device_auth", m0007_device_auth.apply),
 )
 
 _TABLE = "schema_migrations"

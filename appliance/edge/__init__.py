@@ -200,7 +200,12 @@ class Edge:
             if verdict.device is None:
                 self._refuse(verdict, req, source)
                 return
-            self._reply(self.registrar.register(req, source, verdict.device), req, source)
+            reply = self.registrar.register(req, source, verdict.device)
+            if reply.status == 200:
+                log.info("edge: %s registered from %s %s:%d (%s, %s)", verdict.device.username,
+                         source.transport, source.host, source.port, verdict.algorithm,
+                         req.user_agent or "no user agent")
+            self._reply(reply, req, source)
             return
 
         in_dialog = req.to.tag is not None or req.method in ("ACK", "CANCEL")

@@ -24,6 +24,7 @@ from ..sip import (
     SipUri,
     challenges,
     make_response,
+    parse_uri,
     select_credentials,
     verify,
 )
@@ -46,6 +47,7 @@ class Device:
     realm: str | None
     ha1_md5: str | None
     ha1_sha256: str | None
+    auth: str = "sha256"  # algorithm challenged first: "sha256" or "md5"
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def load_devices(db: Database) -> Devices:
     row = conn.execute("SELECT value FROM box_settings WHERE key = 'sip_realm'").fetchone()
     realm = json.loads(row[0]) if row else "office-pbx"
     rows = conn.execute(
-        "SELECT d.id, d.username, e.extension, d.realm, d.ha1_md5, d.ha1_sha256"
+        "SELECT d.id, d.username, e.extension, d.realm, d.ha1_md5, d.ha1_sha256, d.auth"
         " FROM devices d JOIN employees e ON e.id = d.employee_id"
         " WHERE d.enabled = 1 AND e.enabled = 1").fetchall()
     return Devices(realm, {r[1]: Device(*r) for r in rows})
@@ -82,6 +84,7 @@ class AuthVerdict:
     device: Device | None
     reply: Response | None
     failed: bool  # a wrong password or unknown user (counted by the security policy)
+    algorithm: str = ""  # the digest algorithm the peer answered with
 
 
 class Authenticator:
@@ -100,9 +103,12 @@ class Authenticator:
         if creds is None:
             return AuthVerdict(None, self._challenge(req, source, proxy, stale=False), False)
         result = verify(creds, req.method, devices.ha1, self.nonces, realm=devices.realm,
-                        client_ip=source.host, request_uri=str(req.uri))
+                        client_ip=source.host,
+                        request_uri=None if _same_target(creds.get("uri"), req.uri)
+                        else str(req.uri))
         if result.outcome is AuthOutcome.OK and result.username is not None:
-            return AuthVerdict(devices.by_username[result.username], None, False)
+            return AuthVerdict(devices.by_username[result.username], None, False,
+                               result.algorithm or "")
         if result.outcome is AuthOutcome.MALFORMED:
             return AuthVerdict(None, make_response(req, 400, "Bad Authorization"), False)
         failed = result.outcome is AuthOutcome.BAD
@@ -110,11 +116,35 @@ class Authenticator:
                            failed)
 
     def _challenge(self, req: Request, source: Source, proxy: bool, *, stale: bool) -> Response:
-        realm = self.devices().realm
+        devices = self.devices()
         nonce = self.nonces.issue(source.host)
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        headers = [Header(name, value) for value in challenges(realm, nonce, stale=stale)]
+        # The device named in From decides the order (its phone may read only the first
+        # challenge). Unknown names get the default order, like any known sha256 device.
+        user = req.from_.uri.user if isinstance(req.from_.uri, SipUri) else None
+        device = devices.by_username.get(user or "")
+        md5_first = device is not None and device.auth == "md5"
+        headers = [Header(name, value)
+                   for value in challenges(devices.realm, nonce, stale=stale, md5_first=md5_first)]
         return make_response(req, 407 if proxy else 401, headers=headers)
+
+
+def _same_target(digest_uri: str | None, request_uri: object) -> bool:
+    """Whether the digest-uri names the Request-URI's user and host.
+
+    Some clients (SIPp among them) put the address they send to, port included, in the
+    digest-uri rather than the Request-URI. The response still covers the uri they name
+    and the nonce-count still stops replays, so user and host must match; port and
+    parameters may differ, and a digest-uri without a user part names the host only.
+    """
+    if digest_uri is None or not isinstance(request_uri, SipUri):
+        return False
+    try:
+        named = parse_uri(digest_uri)
+    except SipParseError:
+        return False
+    return (isinstance(named, SipUri) and named.user in (None, request_uri.user)
+            and named.host.lower() == request_uri.host.lower())
 
 
 class Registrar:

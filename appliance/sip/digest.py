@@ -90,9 +90,14 @@ def challenge(realm: str, nonce: str, algorithm: str = SHA256, stale: bool = Fal
     return format_credentials("Digest", params, unquoted=("algorithm", "stale"))
 
 
-def challenges(realm: str, nonce: str, stale: bool = False) -> tuple[str, ...]:
-    """The challenges of one 401/407, one header each: SHA-256 first, then MD5 (RFC 8760)."""
-    return tuple(challenge(realm, nonce, alg, stale) for alg in ALGORITHMS)
+def challenges(realm: str, nonce: str, stale: bool = False, *,
+               md5_first: bool = False) -> tuple[str, ...]:
+    """The challenges of one 401/407, one header each: SHA-256 first, then MD5 (RFC 8760).
+
+    `md5_first` turns the order around for clients that read only the first challenge.
+    """
+    order = tuple(reversed(ALGORITHMS)) if md5_first else ALGORITHMS
+    return tuple(challenge(realm, nonce, alg, stale) for alg in order)
 
 
 def client_authorization(*, username: str, realm: str, nonce: str, uri: str, method: str,

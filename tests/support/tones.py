@@ -58,3 +58,26 @@ def middle(samples: list[float], rate: int, seconds: float) -> list[float]:
         return samples
     start = (len(samples) - want) // 2
     return samples[start:start + want]
+
+
+def mulaw_tone(freq: float, seconds: float, rate: int = 8000, amplitude: float = 0.5) -> bytes:
+    """Raw G.711 u-law samples of a sine (what SIPp's rtp_stream plays)."""
+    out = bytearray()
+    for n in range(int(seconds * rate)):
+        sample = int(amplitude * 32767 * math.sin(2 * math.pi * freq * n / rate))
+        out.append(_linear_to_ulaw(sample))
+    return bytes(out)
+
+
+def _linear_to_ulaw(sample: int) -> int:
+    """ITU-T G.711 u-law encoding of one 16-bit sample."""
+    bias, clip = 0x84, 32635
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), clip) + bias
+    exponent = 7
+    for exp in range(7, -1, -1):
+        if sample & (0x4000 >> (7 - exp)):
+            exponent = exp
+            break
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
