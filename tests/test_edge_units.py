@@ -202,14 +202,59 @@ def test_digest_uri_may_name_the_target_address() -> None:
     assert not _same_target(None, ruri)
 
 
-def test_md5_first_for_devices_that_need_it() -> None:
+def test_md5_only_for_devices_that_need_it() -> None:
     clock = Clock()
     md5_devices = Devices("office-pbx", {"101": Device(
         1, "101", "101", "office-pbx", "0" * 32, "0" * 64, auth="md5")})
     auth = Authenticator(NonceManager(SECRET, clock=clock), lambda: md5_devices)
     reply = auth.check(register(), PHONE).reply
     assert reply is not None
+    assert len(reply.header_values("WWW-Authenticate")) == 1
     assert "MD5" in reply.header_values("WWW-Authenticate")[0]
     stranger = auth.check(register(user="999"), PHONE).reply
     assert stranger is not None  # unknown names get the default order
     assert "SHA-256" in stranger.header_values("WWW-Authenticate")[0]
+
+
+def test_a_retransmitted_authenticated_invite_is_forwarded_again(tmp_path: Path) -> None:
+    """Not challenged as a replay: a second 407 would make the phone start a second call."""
+    from appliance.edge import Edge, EdgeConfig
+
+    clock = Clock()
+    with Database.open(tmp_path / "pbx.db") as db:
+        db.write(lambda c: c.execute(
+            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A')"))
+        db.write(lambda c: c.execute(
+            "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
+            " VALUES (1, 1, '101', 'office-pbx', ?, ?)",
+            [ha1("101", "office-pbx", "Kx7-desk-alpha", "MD5"),
+             ha1("101", "office-pbx", "Kx7-desk-alpha", "SHA-256")]))
+        edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
+                    clock=clock, secret=SECRET)
+        sent: list[tuple[object, Source]] = []
+        edge.transports.send = lambda msg, dest: sent.append((msg, dest))  # type: ignore[method-assign]
+
+        def invite(auth: str = "") -> bytes:
+            lines = ["INVITE sip:102@127.0.0.1 SIP/2.0",
+                     "Via: SIP/2.0/UDP 192.168.1.50:5062;branch=z9hG4bK-inv1;rport",
+                     "Max-Forwards: 70", "From: <sip:101@127.0.0.1>;tag=x",
+                     "To: <sip:102@127.0.0.1>", "Call-ID: call-1", "CSeq: 2 INVITE",
+                     "Contact: <sip:101@192.168.1.50:5062>"]
+            if auth:
+                lines.append(f"Proxy-Authorization: {auth}")
+            return ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
+
+        edge.transports.received(invite(), PHONE)
+        challenge = sent.pop()[0]
+        assert challenge.status == 407  # type: ignore[attr-defined]
+        nonce = challenge.credentials("Proxy-Authenticate")[0].get("nonce")  # type: ignore[attr-defined]
+        auth = client_authorization(
+            username="101", realm="office-pbx", nonce=nonce, uri="sip:102@127.0.0.1",
+            method="INVITE", ha1_hex=ha1("101", "office-pbx", "Kx7-desk-alpha", "SHA-256"),
+            algorithm="SHA-256")
+        edge.transports.received(invite(auth), PHONE)
+        edge.transports.received(invite(auth), PHONE)  # the retransmission
+        assert [dest for _msg, dest in sent] == [edge.engine, edge.engine]
+        first, second = (msg for msg, _dest in sent)
+        assert first.top_via.branch == second.top_via.branch  # type: ignore[attr-defined]
+        assert first.header("X-PBX-Device") == "101"  # type: ignore[attr-defined]

@@ -104,8 +104,8 @@ class Device(ConfigModel):
     ha1_md5: Md5Hex | None = None
     ha1_sha256: Sha256Hex | None = None
     static_contact: SipUri | None = None
-    # Digest algorithm challenged first: SHA-256 (RFC 8760), or MD5 for phones that read
-    # only the first challenge and know only MD5.
+    # Digest challenges: "sha256" offers SHA-256 then MD5 (RFC 8760); "md5" offers MD5 alone,
+    # for phones that read only the first challenge or fail on SHA-256.
     auth: Literal["sha256", "md5"] = "sha256"
     codecs: list[Codec] = Field(default_factory=list)
     recording: RecordingPolicy = "default"

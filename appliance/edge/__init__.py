@@ -14,6 +14,7 @@ import logging
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,9 @@ from .transport import Source, Transports
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
+# How long an authenticated request's retransmissions are recognised (Timer B/F).
+RETRANSMIT_WINDOW_S = 32.0
+MAX_REMEMBERED = 4096
 # Headers only the edge may set on requests towards the engine.
 TRUSTED_HEADERS = ("X-PBX-Device",)
 
@@ -81,6 +85,11 @@ class Edge:
         self._flusher: asyncio.Task[None] | None = None
         self._local_ip_cache: dict[str, str] = {}
         self.guard = Guard(config.guard, clock, on_ban=self._banned)
+        # Authenticated requests by transaction: a UDP retransmission carries the same
+        # nonce-count, which the digest check rightly calls a replay; it must be recognised
+        # as the same request, not challenged again (that would fork a second call).
+        self._authenticated: OrderedDict[tuple[str, str, int, str], tuple[float, AuthVerdict]]
+        self._authenticated = OrderedDict()
         self.stats = {"auth_failures": 0, "forwarded": 0, "dropped": 0}
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -196,7 +205,7 @@ class Edge:
             req = req.without_header(name)
 
         if req.method == "REGISTER":
-            verdict = self.auth.check(req, source)
+            verdict = self._authenticate(req, source)
             if verdict.device is None:
                 self._refuse(verdict, req, source)
                 return
@@ -228,7 +237,7 @@ class Edge:
                 self._reply(make_response(req, 405, headers=[
                     Header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")]), req, source)
                 return
-            verdict = self.auth.check(req, source)
+            verdict = self._authenticate(req, source)
             if verdict.device is None:
                 self._refuse(verdict, req, source)
                 return
@@ -240,6 +249,21 @@ class Edge:
                 record_route(host, self.config.port, self.tokens.encode(source),
                              source.transport))
         self._forward(req, self.engine, incoming_branch=via.branch or "")
+
+    def _authenticate(self, req: Request, source: Source) -> AuthVerdict:
+        """Digest check, remembering successes per transaction for retransmissions."""
+        via = req.top_via
+        key = (via.branch or "" if via else "", req.call_id, req.cseq.number, req.method)
+        now = self.clock()
+        known = self._authenticated.get(key)
+        if known is not None and known[0] > now:
+            return known[1]
+        verdict = self.auth.check(req, source)
+        if verdict.device is not None:
+            self._authenticated[key] = (now + RETRANSMIT_WINDOW_S, verdict)
+            while len(self._authenticated) > MAX_REMEMBERED:
+                self._authenticated.popitem(last=False)
+        return verdict
 
     def _refuse(self, verdict: AuthVerdict, req: Request, source: Source) -> None:
         """Challenge, or count a failure and maybe ban (then answer nothing)."""

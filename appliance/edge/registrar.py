@@ -47,7 +47,7 @@ class Device:
     realm: str | None
     ha1_md5: str | None
     ha1_sha256: str | None
-    auth: str = "sha256"  # algorithm challenged first: "sha256" or "md5"
+    auth: str = "sha256"  # "sha256": SHA-256 then MD5 offered; "md5": MD5 only
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,14 @@ class Authenticator:
         devices = self.devices()
         nonce = self.nonces.issue(source.host)
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        # The device named in From decides the order (its phone may read only the first
-        # challenge). Unknown names get the default order, like any known sha256 device.
+        # The device named in From decides what is offered (its phone may read only the
+        # first challenge, or fail on SHA-256). Unknown names get the default, like any
+        # known sha256 device.
         user = req.from_.uri.user if isinstance(req.from_.uri, SipUri) else None
         device = devices.by_username.get(user or "")
-        md5_first = device is not None and device.auth == "md5"
+        md5_only = device is not None and device.auth == "md5"
         headers = [Header(name, value)
-                   for value in challenges(devices.realm, nonce, stale=stale, md5_first=md5_first)]
+                   for value in challenges(devices.realm, nonce, stale=stale, md5_only=md5_only)]
         return make_response(req, 407 if proxy else 401, headers=headers)
 
 

@@ -91,12 +91,13 @@ def challenge(realm: str, nonce: str, algorithm: str = SHA256, stale: bool = Fal
 
 
 def challenges(realm: str, nonce: str, stale: bool = False, *,
-               md5_first: bool = False) -> tuple[str, ...]:
+               md5_only: bool = False) -> tuple[str, ...]:
     """The challenges of one 401/407, one header each: SHA-256 first, then MD5 (RFC 8760).
 
-    `md5_first` turns the order around for clients that read only the first challenge.
+    `md5_only` offers MD5 alone, for clients that read only the first challenge or that
+    fail on an algorithm they do not know instead of skipping it.
     """
-    order = tuple(reversed(ALGORITHMS)) if md5_first else ALGORITHMS
+    order = (MD5,) if md5_only else ALGORITHMS
     return tuple(challenge(realm, nonce, alg, stale) for alg in order)
 
 

@@ -81,3 +81,15 @@ def _linear_to_ulaw(sample: int) -> int:
             break
     mantissa = (sample >> (exponent + 3)) & 0x0F
     return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def write_wav(path: Path, freq: float, seconds: float, rate: int = 8000,
+              amplitude: float = 0.5) -> None:
+    """A mono 16-bit PCM WAV file holding a sine (a tone source for softphones)."""
+    samples = array.array("h", (int(amplitude * 32767 * math.sin(2 * math.pi * freq * n / rate))
+                                for n in range(int(seconds * rate))))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())

@@ -1,8 +1,9 @@
-"""Migration 7: which digest algorithm a device is challenged with first.
+"""Migration 7: which digest algorithms a device is challenged with.
 
 RFC 8760 has the client use the topmost challenge it supports, so the box offers
-SHA-256 first. Many deployed phones (and SIPp) read only the first challenge and know
-only MD5: for them the order is turned around, per device.
+SHA-256 first and MD5 second ('sha256'). Many deployed phones (and SIPp) read only the
+first challenge, and some (baresip 1.0) fail on an algorithm they do not know instead of
+skipping it: those devices are offered MD5 alone ('md5').
 """
 
 from __future__ import annotations
