@@ -512,7 +512,7 @@ class BoxConfig(ConfigModel):
     version: Literal[1]
     box: BoxSettings = Field(default_factory=BoxSettings)
     prompts: list[Prompt] = Field(default=[], max_length=1000)
-    employees: list[Employee] = Field(default=[], max_length=1000)
+    employees: list[Employee] = Field(default=[], max_length=5000)  # benchmarks load 1000+ users
     departments: list[Department] = Field(default=[], max_length=200)
     lines: list[Line] = Field(default=[], max_length=64)
     numbers: list[Number] = Field(default=[], max_length=1000)

@@ -29,8 +29,10 @@ from .quiet import stdout_silenced
 
 log = logging.getLogger(__name__)
 
-# Poll interval of libHandleEvents: the worst-case latency of a command.
-POLL_MS = 10
+# Poll interval of libHandleEvents: the worst-case latency of a command (pjsua2 has no
+# way to wake the poll). 2 ms keeps post-dial delay near 5 ms; idle it costs ~1 % of a
+# core on the 2-core x86 development machine (10 ms gave 14 ms post-dial delay).
+POLL_MS = 2
 PREFERRED_CODECS = ("PCMA/8000", "PCMU/8000", "G722/16000", "opus/48000")
 
 
