@@ -13,14 +13,16 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
-from . import calllog, directory
+from . import calllog, directory, extensions
+from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
 from .edge import Edge, EdgeConfig
+from .edge.security import GuardConfig
 from .engine import Engine, EngineConfig
 from .service import Notifier
 from .settings import Settings
@@ -29,6 +31,9 @@ from .switchboard import Switchboard
 log = logging.getLogger(__name__)
 
 SHUTDOWN_BUDGET_S = 4.0
+MAX_EXT_FIELD = 256  # longer than any valid extension field (names 100, passwords 128)
+_EXT_STATUS = {"invalid": 400, "unknown": 404, "conflict": 409}
+T = TypeVar("T")
 
 Cleanup = Callable[[], Awaitable[None] | None]
 
@@ -93,8 +98,10 @@ class Box:
             log.warning("closed %d call record(s) left open by a crash", closed)
 
         self.notifier.status("starting the SIP edge")
+        guard = GuardConfig(auth_failures=s.sip_ban_failures, ban_s=s.sip_ban_seconds,
+                            rate_limit=s.sip_rate_limit or 10**9)
         self.edge = Edge(EdgeConfig(bind=s.sip_bind, port=s.sip_port,
-                                    engine_port=s.engine_sip_port), db)
+                                    engine_port=s.engine_sip_port, guard=guard), db)
         await self.edge.start()
         self.on_shutdown(self.edge.stop)
 
@@ -147,6 +154,10 @@ class Box:
         self.control.route("POST", "/reload", lambda _req: self.reload())
         self.control.route("GET", "/calls", self._calls)
         self.control.route("GET", "/bans", self._bans)
+        self.control.route("GET", "/extensions", self._ext_list)
+        self.control.route("POST", "/extensions", self._ext_add)
+        self.control.route("POST", "/extensions/passwd", self._ext_passwd)
+        self.control.route("POST", "/extensions/remove", self._ext_remove)
 
     async def _status(self, _req: Request) -> dict[str, Any]:
         assert self.engine is not None and self.switchboard is not None
@@ -170,6 +181,88 @@ class Box:
         assert self.edge is not None
         return [{"host": b.host, "until": b.until, "reason": b.reason}
                 for b in self.edge.guard.bans()]
+
+    async def _ext_list(self, req: Request) -> list[dict[str, Any]]:
+        if req.body is not None:
+            raise BadRequest("GET /extensions takes no body")
+        assert self.db is not None
+        items = await asyncio.get_running_loop().run_in_executor(
+            None, extensions.list_extensions, self.db)
+        return [item.as_dict() for item in items]
+
+    async def _ext_add(self, req: Request) -> dict[str, Any]:
+        f = self._ext_body(req, ("extension", "name"),
+                           ("username", "password", "role", "email", "auth"))
+        done = await self._ext_change(lambda: extensions.add_txn(
+            f["extension"], f["name"], password=f.get("password"), username=f.get("username"),
+            role=f.get("role", "user"), email=f.get("email"), auth=f.get("auth"),
+            actor="control-api"))
+        out = {"extension": done.extension, "name": done.name, "username": done.username,
+               "realm": done.realm}
+        return out if done.password is None else {**out, "password": done.password}
+
+    async def _ext_passwd(self, req: Request) -> dict[str, Any]:
+        f = self._ext_body(req, ("username",), ("password",))
+        new = await self._ext_change(lambda: extensions.passwd_txn(
+            f["username"], f.get("password"), actor="control-api"))
+        username = f["username"].strip()
+        self._ext_forget([username])  # a phone holding the old password must log in again
+        out = {"username": username, "changed": True}
+        return out if "password" in f else {**out, "password": new}
+
+    async def _ext_remove(self, req: Request) -> dict[str, Any]:
+        f = self._ext_body(req, ("extension",), ())
+        done = await self._ext_change(lambda: extensions.remove_txn(
+            f["extension"], actor="control-api"))
+        self._ext_forget(done.usernames)
+        return {"extension": done.extension, "name": done.name,
+                "devices": list(done.usernames), "left": list(done.left)}
+
+    async def _ext_change(self, make: Callable[[], extensions.Txn[T]]) -> T:
+        """Validate, run the change in the writer, then reload (devices and directory)."""
+        assert self.db is not None
+        try:
+            result = await extensions.arun(self.db, make())
+        except ConfigError as exc:
+            kind = exc.kind if isinstance(exc, extensions.ExtensionError) else "invalid"
+            raise BadRequest(str(exc), _EXT_STATUS[kind]) from None
+        await self.reload()
+        return result
+
+    def _ext_forget(self, usernames: Iterable[str]) -> None:
+        """Drop the edge's live registrations of devices removed or given a new password."""
+        if self.edge is not None:
+            location = self.edge.location
+            for binding in [b for u in usernames for b in location.bindings(u)]:
+                location.remove(binding)
+
+    @staticmethod
+    def _ext_body(req: Request, required: tuple[str, ...],
+                  optional: tuple[str, ...]) -> dict[str, str]:
+        """The body's text fields, strictly: an object, known keys, bounded strings."""
+        expected = ", ".join([*required, *(f"{k} (optional)" for k in optional)])
+        body = req.body
+        if not isinstance(body, dict):
+            raise BadRequest(f"the body must be a JSON object with: {expected}")
+        unknown = sorted(k for k in body if k not in required and k not in optional)
+        if unknown:
+            shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+            raise BadRequest(f"unknown field(s) {shown}; expected: {expected}")
+        out: dict[str, str] = {}
+        for key in (*required, *optional):
+            value = body.get(key)
+            if value is None:
+                if key in required:
+                    raise BadRequest(f"missing field {key!r}; expected: {expected}")
+                continue
+            if not isinstance(value, str):
+                raise BadRequest(f"{key!r} must be a string")
+            if len(value) > MAX_EXT_FIELD:
+                raise BadRequest(f"{key!r} is too long (at most {MAX_EXT_FIELD} characters)")
+            if not value.isprintable():  # also refuses lone surrogates (not UTF-8)
+                raise BadRequest(f"{key!r} must be printable text")
+            out[key] = value
+        return out
 
     async def _calls(self, req: Request) -> list[dict[str, Any]]:
         if req.body is not None:

@@ -180,6 +180,139 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _actor() -> str:
+    """Who made a change, for the audit log."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def _read_sip_password() -> str | None:
+    """A password from standard input: asked twice on a terminal, else the first line."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("SIP password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return None
+        return password
+    line = sys.stdin.readline()
+    if not line:
+        print("error: no password on standard input", file=sys.stderr)
+        return None
+    return line.rstrip("\r\n")
+
+
+def _phone_hint(s: Settings, username: str, realm: str, password: str | None) -> None:
+    """How to set up the phone, with a generated password shown this once."""
+    host = s.sip_bind if s.sip_bind not in ("0.0.0.0", "::", "") else "<this box's address>"
+    shown = (f"{password}   (shown only now: write it down)" if password is not None
+             else "the one you gave")
+    print("set up the phone's SIP account with:")
+    print(f"  registrar / server: {host}:{s.sip_port}")
+    print(f"  user name:          {username}   (also the authentication user)")
+    print(f"  password:           {shown}")
+    print(f"  realm:              {realm}   (most phones learn it from the box)")
+
+
+def cmd_ext_list(args: argparse.Namespace) -> int:
+    """List the extensions and their devices."""
+    from .extensions import list_extensions
+
+    with _open_db(args) as db:
+        items = list_extensions(db)
+    if args.json:
+        print(json.dumps([item.as_dict() for item in items], indent=2, ensure_ascii=False))
+        return 0
+    if not items:
+        print("no extensions yet (add one with `pbx ext add EXT NAME`)")
+    for item in items:
+        devices = ", ".join(
+            f"{d.username} ({d.kind}{', md5' if d.auth == 'md5' else ''}"
+            f"{', ' + d.static_contact if d.static_contact else ''})"
+            for d in item.devices) or "no devices"
+        flags = "".join(f"  [{f}]" for f, on in (("administrator", item.role != "user"),
+                                                  ("DND", item.dnd),
+                                                  ("disabled", not item.enabled)) if on)
+        print(f"{item.extension:<7} {item.name:<28} {devices}{flags}")
+    return 0
+
+
+def cmd_ext_add(args: argparse.Namespace) -> int:
+    """Add an extension with one desk phone; prints its SIP account."""
+    from .config import ConfigError
+    from .extensions import add_extension
+
+    password = _read_sip_password() if args.password_stdin else None
+    if args.password_stdin and password is None:
+        return 1
+    s = _settings(args)
+    with _open_db(args) as db:
+        try:
+            result = add_extension(db, args.extension, args.name, password=password,
+                                   username=args.username, role=args.role, email=args.email,
+                                   auth=args.auth, actor=_actor())
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"extension {result.extension} ({result.name}) added")
+    _phone_hint(s, result.username, result.realm, result.password)
+    return _reload(s)
+
+
+def cmd_ext_passwd(args: argparse.Namespace) -> int:
+    """Give a device a new SIP password (generated unless --password-stdin)."""
+    from .config import ConfigError
+    from .extensions import set_password
+
+    password = _read_sip_password() if args.password_stdin else None
+    if args.password_stdin and password is None:
+        return 1
+    with _open_db(args) as db:
+        try:
+            new = set_password(db, args.username, password, actor=_actor())
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if password is None:
+        print(f"new SIP password of {args.username}: {new}   (shown only now: write it down)")
+    else:
+        print(f"SIP password of {args.username} changed")
+    print("the phone must be given the new password; the old one no longer works")
+    return _reload(_settings(args))
+
+
+def cmd_ext_remove(args: argparse.Namespace) -> int:
+    """Remove an extension and its devices (asks first unless --yes)."""
+    from .config import ConfigError
+    from .extensions import list_extensions, remove_extension
+
+    with _open_db(args) as db:
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print(f"error: removing extension {args.extension} needs --yes "
+                      "(there is no terminal to ask)", file=sys.stderr)
+                return EXIT_USAGE
+            found = [e for e in list_extensions(db) if e.extension == args.extension.strip()]
+            if found:
+                devices = ", ".join(d.username for d in found[0].devices) or "none"
+                answer = input(f"remove extension {found[0].extension} ({found[0].name}) and "
+                               f"its devices ({devices})? Call history is kept. [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing removed")
+                    return 1
+        try:
+            result = remove_extension(db, args.extension, actor=_actor())
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"extension {result.extension} ({result.name}) removed, with device(s) "
+          f"{', '.join(result.usernames) or 'none'}; call history is kept")
+    if result.left:
+        print(f"also taken out of: {', '.join(result.left)}")
+    return _reload(_settings(args))
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check the installation: pjsua2 build, limits, codecs, OpenSSL, database."""
     from . import doctor
@@ -235,6 +368,32 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="YAML file, or - for standard input")
     imp.add_argument("--reload", action="store_true", help="reload the running engine")
     imp.set_defaults(func=cmd_config_import)
+
+    ext = sub.add_parser("ext", help="extensions and their SIP phones").add_subparsers(
+        dest="ext_command", required=True)
+    ext_list = ext.add_parser("list", help="list the extensions")
+    ext_list.add_argument("--json", action="store_true")
+    ext_list.set_defaults(func=cmd_ext_list)
+    ext_add = ext.add_parser("add", help="add an extension with one desk phone")
+    ext_add.add_argument("extension", help="internal number, 2-6 digits")
+    ext_add.add_argument("name", help="the employee's name")
+    ext_add.add_argument("--username", help="SIP user name (default: the extension)")
+    ext_add.add_argument("--role", choices=("user", "administrator"), default="user")
+    ext_add.add_argument("--email")
+    ext_add.add_argument("--auth", choices=("sha256", "md5"),
+                         help="digest challenges (md5: for phones that fail on SHA-256)")
+    ext_add.add_argument("--password-stdin", action="store_true",
+                         help="read the SIP password from stdin (default: generate one)")
+    ext_add.set_defaults(func=cmd_ext_add)
+    ext_pw = ext.add_parser("passwd", help="new SIP password for a device")
+    ext_pw.add_argument("username", help="the device's SIP user name")
+    ext_pw.add_argument("--password-stdin", action="store_true",
+                        help="read the SIP password from stdin (default: generate one)")
+    ext_pw.set_defaults(func=cmd_ext_passwd)
+    ext_rm = ext.add_parser("remove", help="remove an extension and its devices")
+    ext_rm.add_argument("extension")
+    ext_rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    ext_rm.set_defaults(func=cmd_ext_remove)
 
     sub.add_parser("reload", help="reload the running engine").set_defaults(func=cmd_reload)
     st = sub.add_parser("status", help="state of the running engine")

@@ -258,3 +258,43 @@ def test_a_retransmitted_authenticated_invite_is_forwarded_again(tmp_path: Path)
         first, second = (msg for msg, _dest in sent)
         assert first.top_via.branch == second.top_via.branch  # type: ignore[attr-defined]
         assert first.header("X-PBX-Device") == "101"  # type: ignore[attr-defined]
+
+
+def test_a_removed_device_does_not_sink_the_batch(tmp_path: Path) -> None:
+    clock = Clock()
+    with Database.open(tmp_path / "pbx.db") as db:
+        db.write(lambda c: c.execute(
+            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A')"))
+        db.write(lambda c: c.execute(
+            "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
+            " VALUES (1, 1, '101', 'r', ?, ?)", ["0" * 32, "0" * 64]))
+        table = LocationTable(clock)
+        table.put(Binding(1, "101", "sip:101@192.168.1.50", PHONE, "c", 1, clock.now + 600))
+        table.put(Binding(99, "199", "sip:199@192.168.1.99", PHONE, "c", 1, clock.now + 600))
+        db.write(lambda c: LocationTable.write(c, *table.take_changes()))
+        assert db.read().execute("SELECT device_id FROM registrations").fetchall() == [(1,)]
+
+
+def test_reload_drops_registrations_with_old_credentials(tmp_path: Path) -> None:
+    from appliance.edge import Edge, EdgeConfig
+
+    clock = Clock()
+    with Database.open(tmp_path / "pbx.db") as db:
+        db.write(lambda c: c.execute(
+            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A'), (2, '102', 'B')"))
+        for dev, user in ((1, "101"), (2, "102")):
+            db.write(lambda c, dev=dev, user=user: c.execute(
+                "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
+                " VALUES (?, ?, ?, 'office-pbx', ?, ?)", [dev, dev, user, "0" * 32, "0" * 64]))
+        edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
+                    clock=clock, secret=SECRET)
+        for dev, user in ((1, "101"), (2, "102")):
+            edge.location.put(Binding(dev, user, f"sip:{user}@192.168.1.5{dev}", PHONE, "c",
+                                      1, clock.now + 600))
+        db.write(lambda c: c.execute("UPDATE devices SET ha1_md5 = ? WHERE id = 1", ["1" * 32]))
+        edge.reload()
+        assert edge.contacts_for("101") == []
+        assert edge.contacts_for("102") == ["sip:102@192.168.1.52"]
+        db.write(lambda c: c.execute("DELETE FROM devices WHERE id = 2"))
+        edge.reload()
+        assert edge.contacts_for("102") == []

@@ -111,8 +111,22 @@ class Edge:
         await self.transports.stop()
 
     def reload(self) -> None:
-        """Pick up changed devices and passwords (registrations stay)."""
-        self.devices = load_devices(self.db)
+        """Pick up changed devices and passwords.
+
+        Registrations stay, except those of devices that were removed or disabled or
+        whose credentials changed: a phone holding an old password (or a removed
+        device) must not keep receiving calls until its registration expires.
+        """
+        old, new = self.devices, load_devices(self.db)
+        self.devices = new
+        for username, before in old.by_username.items():
+            after = new.by_username.get(username)
+            if after is None or (after.device_id, after.realm, after.ha1_md5, after.ha1_sha256) \
+                    != (before.device_id, before.realm, before.ha1_md5, before.ha1_sha256):
+                for binding in self.location.bindings(username):
+                    self.location.remove(binding)
+                    log.info("edge: dropped the registration of %s (%s)", username,
+                             "device removed" if after is None else "credentials changed")
 
     async def flush(self) -> None:
         """Write pending registration changes in one transaction."""

@@ -156,10 +156,13 @@ class LocationTable:
             conn.execute("DELETE FROM registrations WHERE device_id = ? AND contact = ?",
                          [device_id, contact])
         for b in upserts:
+            # A device removed since it registered has no row to refer to: skip it rather
+            # than fail the whole batch on the foreign key.
             conn.execute(
                 "INSERT INTO registrations (device_id, contact, transport, source_host,"
                 " source_port, call_id, cseq, expires_at, user_agent, reachable)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS"
+                " (SELECT 1 FROM devices WHERE id = ?1)"
                 " ON CONFLICT (device_id, contact) DO UPDATE SET transport = excluded.transport,"
                 " source_host = excluded.source_host, source_port = excluded.source_port,"
                 " call_id = excluded.call_id, cseq = excluded.cseq,"
