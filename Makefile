@@ -10,7 +10,7 @@ STAMPS := $(VENV)/.stamps
 APT_BUILD := build-essential pkg-config swig python3-dev python3-venv xz-utils \
 	debian-archive-keyring dpkg-dev libssl-dev libsrtp2-dev libopus-dev libspeex-dev \
 	libspeexdsp-dev libgsm1-dev libsystemd-dev
-APT_TEST := sip-tester baresip sox systemd
+APT_TEST := sip-tester baresip sipvicious sox systemd
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
 .PHONY: all deps venv pjsua2 run test test-fast lint bench clean distclean

@@ -76,7 +76,7 @@ class Phone:
         self.ep.libInit(cfg)
         tcfg = pj.TransportConfig()
         tcfg.port = args.port
-        tcfg.boundAddress = "127.0.0.1"
+        tcfg.boundAddress = args.ip
         self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         self.ep.audDevManager().setNullDev()
         self.ep.libStart()
@@ -87,7 +87,7 @@ class Phone:
                     prio = 250 - rank
             self.ep.codecSetPriority(codec.codecId, prio)
         acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:{args.user}@127.0.0.1:{args.port}"
+        acfg.idUri = f"sip:{args.user}@{args.ip}:{args.port}"
         if args.registrar:
             # A desk phone: register to the box with digest credentials.
             acfg.idUri = f"sip:{args.user}@{args.registrar}"
@@ -97,7 +97,7 @@ class Phone:
             acfg.sipConfig.authCreds.append(cred)
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.transportConfig.portRange = 2000
-        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        acfg.mediaConfig.transportConfig.boundAddress = args.ip
         # No per-call IPv6 probe (it resolves the host name: a 5 s stall here).
         acfg.mediaConfig.ipv6Use = pj.PJSUA_IPV6_DISABLED
         self.account = PhoneAccount(self)
@@ -284,6 +284,7 @@ def main() -> None:
     """Parse arguments and run the phone until quit or end of stdin."""
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--ip", default="127.0.0.1", help="loopback address to use (a 'host')")
     p.add_argument("--rtp-port", type=int, default=30000)
     p.add_argument("--user", default="phone")
     p.add_argument("--answer-code", type=int, default=200)
