@@ -106,7 +106,8 @@ class Box:
         self.on_shutdown(self.edge.stop)
 
         self.calllog = calllog.DbCallLog(db)
-        self.switchboard = Switchboard(self.engine, self._directory(), self.calllog)
+        self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,
+                                       data_dir=s.data_dir)
         self.on_shutdown(self.switchboard.attach())
 
         self._control_routes()

@@ -75,7 +75,7 @@ class DbCallLog:
         """Complete the row and write one leg per contact that rang."""
         assert call.disposition is not None
         answered_at = _ts(call.answered_at)
-        update = {
+        update: dict[str, object] = {
             "answered_at": answered_at,
             "ended_at": _ts(call.ended_at),
             "disposition": call.disposition.value,
@@ -99,9 +99,18 @@ class DbCallLog:
             for pos, uri in enumerate(call.rang)
         ]
 
+        talk_s = ((call.ended_at - call.answered_at).total_seconds()
+                  if call.ended_at and call.answered_at else None)
+
         def write(conn: sqlite_utils.Database) -> None:
             row_id = conn.execute("SELECT id FROM call_records WHERE uuid = ?",
                                   [call.call_id]).fetchone()[0]
+            if call.recording:
+                # The engine closes the file when the legs are released; its size is read
+                # when the recording is listed, the duration is the talk time.
+                rec = conn.table("recordings").insert(
+                    {"path": call.recording, "format": "wav", "duration_s": talk_s})
+                update["recording_id"] = rec.last_pk
             conn.table("call_records").update(row_id, update)
             for leg in legs:
                 conn.table("call_legs").insert({**leg, "call_id": row_id})

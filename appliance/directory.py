@@ -7,6 +7,7 @@ one, and at every live registration the SIP edge holds for it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ class Extension:
     dnd: bool
     contacts: tuple[str, ...]  # static contacts
     devices: tuple[str, ...] = ()  # SIP usernames of devices that register
+    record: bool = True  # the employee's recording policy, resolved against the box's
 
 
 @dataclass(frozen=True)
@@ -41,29 +43,38 @@ class DirectorySnapshot:
         live = [c for device in ext.devices for c in self.registered(device)]
         return list(ext.contacts) + live
 
+    def records(self, user: str) -> bool:
+        """Whether calls to this extension are recorded."""
+        ext = self.extensions.get(user)
+        return ext.record if ext is not None else False
+
 
 def load(db: Database, registered: Callable[[str], list[str]] | None = None
          ) -> DirectorySnapshot:
     """Read enabled employees, their devices' static contacts and registering devices."""
     conn = db.read()
+    box = conn.execute("SELECT value FROM box_settings WHERE key = 'recording'").fetchone()
+    box_records = (json.loads(box[0]) if box else "always") == "always"
     rows = conn.execute(
         """
-        SELECT e.extension, e.name, e.dnd, d.static_contact, d.username
+        SELECT e.extension, e.name, e.dnd, e.recording, d.static_contact, d.username
         FROM employees e
         LEFT JOIN devices d ON d.employee_id = e.id AND d.enabled = 1
         WHERE e.enabled = 1
         ORDER BY e.extension, d.id
         """
     ).fetchall()
-    grouped: dict[str, tuple[str, bool, list[str], list[str]]] = {}
-    for extension, name, dnd, contact, username in rows:
-        _, _, contacts, devices = grouped.setdefault(extension, (name, bool(dnd), [], []))
+    grouped: dict[str, tuple[str, bool, bool, list[str], list[str]]] = {}
+    for extension, name, dnd, policy, contact, username in rows:
+        record = box_records if policy == "default" else policy == "always"
+        _, _, _, contacts, devices = grouped.setdefault(
+            extension, (name, bool(dnd), record, [], []))
         if contact:
             contacts.append(contact)
         elif username:
             devices.append(username)
     return DirectorySnapshot(
-        {number: Extension(number, name, dnd, tuple(contacts), tuple(devices))
-         for number, (name, dnd, contacts, devices) in grouped.items()},
+        {number: Extension(number, name, dnd, tuple(contacts), tuple(devices), record)
+         for number, (name, dnd, record, contacts, devices) in grouped.items()},
         registered or (lambda _username: []),
     )

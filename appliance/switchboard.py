@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from .engine import Engine, EngineError, EngineEvent, LegEvent, LegInfo, LegState
@@ -44,6 +45,10 @@ class Directory(Protocol):
         """SIP URIs to ring for user; [] if known but offline; None if unknown."""
         ...
 
+    def records(self, user: str) -> bool:
+        """Whether calls to user are recorded."""
+        ...
+
 
 @dataclass
 class CallRecord:
@@ -63,6 +68,7 @@ class CallRecord:
     answered_contact: str = ""
     ringing: dict[str, str] = field(default_factory=dict)  # leg id -> contact uri
     rang: list[str] = field(default_factory=list)  # every contact dialled, in order
+    recording: str | None = None  # path relative to the data directory, once answered
     failures: list[int] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
 
@@ -104,12 +110,14 @@ class Switchboard:
 
     def __init__(self, engine: Engine, directory: Directory, calllog: CallLog,
                  now: Callable[[], datetime] | None = None,
-                 ring_timeout_s: float = RING_TIMEOUT_S) -> None:
+                 ring_timeout_s: float = RING_TIMEOUT_S,
+                 data_dir: Path | None = None) -> None:
         self.engine = engine
         self.directory = directory
         self.calllog = calllog
         self.accepting = True
         self.ring_timeout_s = ring_timeout_s
+        self.data_dir = data_dir  # recordings go under <data_dir>/recordings; None: never
         self._now = now or (lambda: datetime.now(UTC))
         self._calls: dict[str, CallRecord] = {}
         self._by_leg: dict[str, str] = {}
@@ -194,6 +202,16 @@ class Switchboard:
         call.timer = asyncio.get_running_loop().call_later(
             self.ring_timeout_s, lambda: self._spawn(self._no_answer(call)))
 
+    def _recording_path(self, call: CallRecord) -> str | None:
+        """Where this call is recorded (both parties mixed), or None."""
+        if self.data_dir is None or not self.directory.records(call.dialled):
+            return None
+        day = (call.answered_at or call.started_at).strftime("%Y/%m/%d")
+        relative = f"recordings/{day}/{call.call_id}.wav"
+        (self.data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        call.recording = relative
+        return str(self.data_dir / relative)
+
     async def _no_answer(self, call: CallRecord) -> None:
         if call.answered_leg is None and call.call_id in self._calls:
             for out in list(call.ringing):
@@ -227,7 +245,8 @@ class Switchboard:
                 await self._safe_hangup(out)
             call.ringing.clear()
             await self._safe(self.engine.answer(call.inbound_leg, 200))
-            await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id))
+            record_to = self._recording_path(call)
+            await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id, record_to))
             return
         if leg.state is not LegState.DISCONNECTED:
             return

@@ -13,7 +13,7 @@ from appliance.control import call as control
 from appliance.settings import Settings
 from tests.conftest import free_port, free_port_block
 from tests.support.harness import EngineProcess, PhoneProcess, pbx
-from tests.support.tones import dominant, middle, read_wav
+from tests.support.tones import dominant, middle, read_wav, tone_ratio
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -86,8 +86,15 @@ def test_phones_register_and_call_each_other(box: EngineProcess, settings: Setti
     assert heard[str(bob.port)][0] == 700.0 and heard[str(bob.port)][1] > 0.8
 
     rows = sqlite3.connect(settings.db_path).execute(
-        "SELECT dialled, disposition, hangup_side FROM call_records").fetchall()
-    assert rows == [("102", "answered", "caller")]
+        "SELECT c.dialled, c.disposition, c.hangup_side, r.path FROM call_records c"
+        " JOIN recordings r ON r.id = c.recording_id").fetchall()
+    assert [row[:3] for row in rows] == [("102", "answered", "caller")]
+    # Every call is recorded by default (box.recording: always): both parties, mixed.
+    samples, rate = read_wav(settings.data_dir / rows[0][3])
+    window = middle(samples, rate, 0.8)
+    assert tone_ratio(window, rate, 700.0) > 0.25
+    assert tone_ratio(window, rate, 1400.0) > 0.25
+    assert tone_ratio(window, rate, 700.0) + tone_ratio(window, rate, 1400.0) > 0.8
 
 
 def test_wrong_password_is_refused(box: EngineProcess, settings: Settings) -> None:

@@ -55,7 +55,7 @@ class FakeEngine:
         self.commands.append(("dial", uri, leg_id))
         return leg_id
 
-    async def bridge(self, a: str, b: str) -> None:
+    async def bridge(self, a: str, b: str, record_to: str | None = None) -> None:
         self.commands.append(("bridge", a, b))
 
     def emit(self, leg_id: str, state: LegState, *, code: int = 0, side: str = "",
@@ -72,6 +72,9 @@ class Directory:
 
     def contacts(self, user: str) -> list[str] | None:
         return self.table.get(user)
+
+    def records(self, user: str) -> bool:
+        return False
 
 
 class Log:

@@ -502,6 +502,8 @@ class BoxSettings(ConfigModel):
     language: Literal["ru", "en"] = "ru"
     sip_realm: str = Field(default="office-pbx", pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")
     day_night: Literal["auto", "day", "night"] = "auto"
+    # What `default` means at the top of the recording chain: every call recorded.
+    recording: Literal["always", "never"] = "always"
 
 
 class BoxConfig(ConfigModel):

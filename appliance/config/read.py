@@ -85,7 +85,8 @@ def read_sections(conn: sqlite3.Connection, names: Names) -> dict[str, Any]:
     data: dict[str, Any] = {
         "version": 1,
         "box": {k: settings[k] for k in
-                ("name", "time_zone", "country", "language", "sip_realm", "day_night")
+                ("name", "time_zone", "country", "language", "sip_realm", "day_night",
+                "recording")
                 if k in settings},
         "prompts": [_drop_none({"key": r["key"], "name": r["name"], "file": r["path"],
                                 "language": r["language"]})

@@ -189,7 +189,7 @@ def write_sections(sync: Sync, cfg: BoxConfig) -> None:
 
 def _box_settings(sync: Sync, cfg: BoxConfig) -> None:
     counts = sync.counts("box_settings")
-    for key in ("name", "time_zone", "country", "language", "sip_realm", "day_night"):
+    for key in ("name", "time_zone", "country", "language", "sip_realm", "day_night", "recording"):
         value = to_json(getattr(cfg.box, key))
         row = sync.conn.execute("SELECT value FROM box_settings WHERE key = ?", (key,)).fetchone()
         if row is None:

@@ -108,9 +108,9 @@ class Engine:
         """Place an outbound leg (with the id the caller chose, if any); returns its id."""
         return str(await self.run("dial", uri, leg_id=leg_id, headers=headers))
 
-    async def bridge(self, a: str, b: str) -> None:
-        """Connect two legs' audio."""
-        await self.run("bridge", a, b)
+    async def bridge(self, a: str, b: str, record_to: str | None = None) -> None:
+        """Connect two legs' audio (and record both into record_to, if given)."""
+        await self.run("bridge", a, b, record_to)
 
     async def legs(self) -> list[LegInfo]:
         """Snapshots of all live legs."""

@@ -53,6 +53,9 @@ class Owner(threading.Thread):
         self._legs: dict[str, Leg] = {}
         self._finished: list[str] = []
         self._bridges: dict[str, str] = {}
+        # Call recordings, by the leg that owns them; each bridged peer maps to the owner.
+        self._recorders: dict[str, Any] = {}
+        self._recorded_by: dict[str, str] = {}
         self.last_poll = time.monotonic()
 
     # --- called from other threads -------------------------------------------------
@@ -234,7 +237,14 @@ class Owner(threading.Thread):
 
     def _release_finished(self) -> None:
         while self._finished:
-            self._legs.pop(self._finished.pop(), None)
+            leg_id = self._finished.pop()
+            owner = self._recorded_by.pop(leg_id, None)
+            if owner is not None:
+                # Dropping the recorder closes the WAV file (its header gets the length).
+                self._recorders.pop(owner, None)
+                for other in [k for k, v in self._recorded_by.items() if v == owner]:
+                    del self._recorded_by[other]
+            self._legs.pop(leg_id, None)
 
     # --- commands (run via submit) ---------------------------------------------------
     def answer(self, leg_id: str, code: int = 200) -> None:
@@ -282,11 +292,23 @@ class Owner(threading.Thread):
             raise EngineError(f"dial {uri}: {exc.info()}") from None
         return leg.leg_id
 
-    def bridge(self, a_id: str, b_id: str) -> None:
-        """Connect two legs' audio both ways, now and after any re-INVITE."""
+    def bridge(self, a_id: str, b_id: str, record_to: str | None = None) -> None:
+        """Connect two legs' audio both ways, now and after any re-INVITE.
+
+        With record_to, both parties are mixed into that WAV file until either leg ends.
+        """
         a, b = self.leg(a_id), self.leg(b_id)
         self._bridges[a_id] = b_id
         self._bridges[b_id] = a_id
+        if record_to:
+            recorder = pj.AudioMediaRecorder()
+            try:
+                recorder.createRecorder(record_to)
+            except pj.Error as exc:
+                raise EngineError(f"cannot record to {record_to}: {exc.info()}") from None
+            self._recorders[a_id] = recorder
+            self._recorded_by[a_id] = a_id
+            self._recorded_by[b_id] = a_id
         self._connect(a, b)
 
     def _connect(self, a: Leg, b: Leg) -> None:
@@ -295,6 +317,11 @@ class Owner(threading.Thread):
             return  # connected later from on_leg_media
         am.startTransmit(bm)
         bm.startTransmit(am)
+        owner = self._recorded_by.get(a.leg_id)
+        recorder = self._recorders.get(owner) if owner is not None else None
+        if recorder is not None:
+            am.startTransmit(recorder)
+            bm.startTransmit(recorder)
 
     def hangup_all(self) -> int:
         """Hang up every leg; returns how many were live."""
@@ -328,6 +355,8 @@ class Owner(threading.Thread):
                     fut.set_exception(EngineError("the engine stopped"))
             self._legs.clear()
             self._bridges.clear()
+            self._recorders.clear()
+            self._recorded_by.clear()
             gc.collect()
             if self._account is not None:
                 self._account.shutdown()
