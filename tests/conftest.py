@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from appliance import settings as settings_mod
 from appliance.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.support.harness import EngineProcess
 
 # Ports are handed out sequentially from a range picked by pid, so blocks
 # never overlap within a run and parallel runs on one machine rarely collide;
@@ -70,3 +74,31 @@ def unix_dir() -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="pbx-") as tmp:
         yield Path(tmp)
+
+
+@pytest.fixture
+def start_box(settings: Settings, unix_dir: Path, tmp_path: Path
+              ) -> Iterator[Callable[..., EngineProcess]]:
+    """Start `pbx run` as systemd would, after importing a configuration (if given).
+
+    Call it as `start_box(config_yaml)`; each call starts one engine (a restart is a
+    second call). Every engine is stopped at teardown.
+    """
+    from tests.support.harness import EngineProcess, pbx
+
+    started: list[EngineProcess] = []
+
+    def start(config: str | None = None) -> EngineProcess:
+        if config is not None:
+            result = pbx(settings, "config", "import", "-", stdin=config)
+            assert result.returncode == 0, result.stderr
+        n = len(started)
+        engine = EngineProcess(settings, unix_dir / f"notify{n}",
+                               log_path=tmp_path / f"engine{n}.log")
+        started.append(engine)
+        engine.wait_ready()
+        return engine
+
+    yield start
+    for engine in started:
+        engine.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from appliance.settings import Settings
 from tests.conftest import free_port
-from tests.support.harness import EngineProcess, pbx
+from tests.support.harness import EngineProcess
 from tests.support.tones import dominant, middle, read_wav, write_wav
 from tests.test_edge_calls import desk_phone, registered
 
@@ -69,15 +70,9 @@ def wait_for(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped
 
 
 @pytest.fixture
-def box(settings: Settings, unix_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+def box(start_box: Callable[..., EngineProcess]) -> EngineProcess:
     assert shutil.which("baresip"), "baresip is installed by `make deps`"
-    assert pbx(settings, "config", "import", "-", stdin=OFFICE).returncode == 0
-    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
-    try:
-        engine.wait_ready()
-        yield engine
-    finally:
-        engine.close()
+    return start_box(OFFICE)
 
 
 def test_pjsua2_phone_calls_baresip(box: EngineProcess, settings: Settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from appliance.control import call as control
 from appliance.settings import Settings
 from tests.conftest import free_port, free_port_block
-from tests.support.harness import EngineProcess, PhoneProcess, pbx
+from tests.support.harness import EngineProcess, PhoneProcess
 from tests.support.tones import dominant, middle, read_wav, tone_ratio
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,15 +30,8 @@ employees:
 
 
 @pytest.fixture
-def box(settings: Settings, unix_dir: Path, tmp_path: Path) -> Iterator[EngineProcess]:
-    result = pbx(settings, "config", "import", "-", stdin=OFFICE)
-    assert result.returncode == 0, result.stderr
-    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
-    try:
-        engine.wait_ready()
-        yield engine
-    finally:
-        engine.close()
+def box(start_box: Callable[..., EngineProcess]) -> EngineProcess:
+    return start_box(OFFICE)
 
 
 def desk_phone(settings: Settings, user: str, password: str, *extra: str) -> PhoneProcess:
@@ -108,14 +101,12 @@ def test_wrong_password_is_refused(box: EngineProcess, settings: Settings) -> No
     assert control(settings.control_socket, "GET", "/status")["sip"]["registrations"] == 0
 
 
-def test_registrations_survive_kill_9(settings: Settings, unix_dir: Path, tmp_path: Path) -> None:
+def test_registrations_survive_kill_9(start_box: Callable[..., EngineProcess],
+                                      settings: Settings) -> None:
     """A crashed engine comes back knowing where the phones are, before they re-register."""
-    assert pbx(settings, "config", "import", "-", stdin=OFFICE).returncode == 0
-    first = EngineProcess(settings, unix_dir / "n1", log_path=tmp_path / "e1.log")
-    phone = None
+    first = start_box(OFFICE)
+    phone = desk_phone(settings, "102", "Kx7-desk-bravo", "--expires", "600")
     try:
-        first.wait_ready()
-        phone = desk_phone(settings, "102", "Kx7-desk-bravo", "--expires", "600")
         phone.wait(registered(phone))
         # Registrations are written in batches once a second: wait until it is on disk.
         db = sqlite3.connect(settings.db_path)
@@ -125,23 +116,16 @@ def test_registrations_survive_kill_9(settings: Settings, unix_dir: Path, tmp_pa
             time.sleep(0.1)
         first.proc.kill()
         first.proc.wait()
-        second = EngineProcess(settings, unix_dir / "n2", log_path=tmp_path / "e2.log")
+        start_box()
+        assert control(settings.control_socket, "GET", "/status")["sip"]["registrations"] == 1
+        # ... and it can be called right away, with no new REGISTER from the phone.
+        regs_before = phone.count(lambda e: e.get("event") == "reg")
+        caller = PhoneProcess(free_port(), free_port_block(20))
         try:
-            second.wait_ready()
-            assert control(settings.control_socket, "GET", "/status")["sip"][
-                "registrations"] == 1
-            # ... and it can be called right away, with no new REGISTER from the phone.
-            regs_before = phone.count(lambda e: e.get("event") == "reg")
-            caller = PhoneProcess(free_port(), free_port_block(20))
-            try:
-                caller.call(f"sip:102@127.0.0.1:{settings.engine_sip_port}")
-                caller.wait(lambda e: e.get("state") == "CONFIRMED")
-            finally:
-                caller.close()
-            assert phone.count(lambda e: e.get("event") == "reg") == regs_before
+            caller.call(f"sip:102@127.0.0.1:{settings.engine_sip_port}")
+            caller.wait(lambda e: e.get("state") == "CONFIRMED")
         finally:
-            second.close()
+            caller.close()
+        assert phone.count(lambda e: e.get("event") == "reg") == regs_before
     finally:
-        if phone is not None:
-            phone.close()
-        first.close()
+        phone.close()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from appliance.control import call as control
 from appliance.settings import Settings
-from tests.support.harness import EngineProcess, pbx
+from tests.support.harness import EngineProcess
 from tests.test_edge_calls import OFFICE, desk_phone, registered
 from tests.test_sip_torture import RFC4475, RFC5118, TORTURE
 
@@ -88,14 +89,8 @@ def send_tcp(port: int, data: bytes, n: int = 0, wait: float = 0.25) -> bytes | 
 
 
 @pytest.fixture
-def box(settings: Settings, unix_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    assert pbx(settings, "config", "import", "-", stdin=OFFICE).returncode == 0
-    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
-    try:
-        engine.wait_ready()
-        yield engine
-    finally:
-        engine.close()
+def box(start_box: Callable[..., EngineProcess]) -> EngineProcess:
+    return start_box(OFFICE)
 
 
 @pytest.mark.parametrize("send", [send_udp, send_tcp], ids=["udp", "tcp"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from appliance.control import call as control
 from appliance.db import Database
 from appliance.settings import Settings
 from tests.conftest import free_port, free_port_block
-from tests.support.harness import EngineProcess, PhoneProcess, pbx
+from tests.support.harness import EngineProcess, PhoneProcess
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -35,15 +35,8 @@ employees:
 
 
 @pytest.fixture
-def box(settings: Settings, unix_dir: Path, tmp_path: Path) -> Iterator[EngineProcess]:
-    result = pbx(settings, "config", "import", "-", stdin=OFFICE)
-    assert result.returncode == 0, result.stderr
-    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
-    try:
-        engine.wait_ready()
-        yield engine
-    finally:
-        engine.close()
+def box(start_box: Callable[..., EngineProcess]) -> EngineProcess:
+    return start_box(OFFICE)
 
 
 def desk_phone(settings: Settings, user: str, password: str) -> PhoneProcess:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,28 +37,9 @@ def add_extension(settings: Settings, extension: str, contact: str) -> None:
     provision(settings, {extension: contact})
 
 
-@pytest.fixture
-def start_engine(settings: Settings, unix_dir: Path, tmp_path: Path
-                 ) -> Iterator[Callable[[], EngineProcess]]:
-    """Start `pbx run` (after the test has provisioned what it needs); stopped at teardown."""
-    started: list[EngineProcess] = []
-
-    def start() -> EngineProcess:
-        n = len(started)
-        proc = EngineProcess(settings, unix_dir / f"notify{n}",
-                             log_path=tmp_path / f"engine{n}.log")
-        started.append(proc)
-        proc.wait_ready()
-        return proc
-
-    yield start
-    for proc in started:
-        proc.close()
-
-
-def test_ready_watchdog_and_clean_sigterm(start_engine: Callable[[], EngineProcess],
+def test_ready_watchdog_and_clean_sigterm(start_box: Callable[..., EngineProcess],
                                           settings: Settings) -> None:
-    engine = start_engine()
+    engine = start_box()
     assert any("READY=1" in m and "STATUS=ready" in m for m in engine.messages)
     # WATCHDOG_USEC=400000: a ping every 0.2 s from the event loop.
     engine.wait_notify(lambda m: m == "WATCHDOG=1", timeout=5)
@@ -75,12 +56,12 @@ def test_ready_watchdog_and_clean_sigterm(start_engine: Callable[[], EngineProce
 
 
 def test_reload_keeps_the_call_and_sigterm_completes_it(
-        start_engine: Callable[[], EngineProcess], settings: Settings, tmp_path: Path) -> None:
+        start_box: Callable[..., EngineProcess], settings: Settings, tmp_path: Path) -> None:
     callee_port = free_port()
     recordings = tmp_path / "rec"
     recordings.mkdir()
     add_extension(settings, "200", f"sip:200@127.0.0.1:{callee_port}")
-    engine = start_engine()
+    engine = start_box()
     callee = PhoneProcess(callee_port, free_port_block(20), "--tone", "1400",
                           "--record-dir", str(recordings))
     caller = PhoneProcess(free_port(), free_port_block(20))
@@ -132,10 +113,10 @@ def test_reload_keeps_the_call_and_sigterm_completes_it(
 
 
 def test_crash_leaves_a_record_the_next_start_closes(
-        start_engine: Callable[[], EngineProcess], settings: Settings) -> None:
+        start_box: Callable[..., EngineProcess], settings: Settings) -> None:
     callee_port = free_port()
     add_extension(settings, "201", f"sip:201@127.0.0.1:{callee_port}")
-    engine = start_engine()
+    engine = start_box()
     callee = PhoneProcess(callee_port, free_port_block(20))
     caller = PhoneProcess(free_port(), free_port_block(20))
     try:
@@ -149,7 +130,7 @@ def test_crash_leaves_a_record_the_next_start_closes(
     db = sqlite3.connect(settings.db_path)
     assert db.execute("SELECT count(*) FROM call_records WHERE ended_at IS NULL"
                       ).fetchone() == (1,)
-    again = start_engine()
+    again = start_box()
     assert db.execute("SELECT disposition, hangup_side FROM call_records").fetchall() == [
         ("interrupted", "system")]
     assert again.terminate()[0] == 0

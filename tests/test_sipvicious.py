@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,21 +13,15 @@ import pytest
 from appliance.control import call as control
 from appliance.settings import Settings
 from tests.conftest import free_port, free_port_block
-from tests.support.harness import EngineProcess, PhoneProcess, pbx
+from tests.support.harness import EngineProcess, PhoneProcess
 from tests.test_edge_calls import OFFICE, registered
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
-def box(settings: Settings, unix_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    assert pbx(settings, "config", "import", "-", stdin=OFFICE).returncode == 0
-    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
-    try:
-        engine.wait_ready()
-        yield engine
-    finally:
-        engine.close()
+def box(start_box: Callable[..., EngineProcess]) -> EngineProcess:
+    return start_box(OFFICE)
 
 
 def run(*args: str, cwd: Path) -> str:
