@@ -155,6 +155,7 @@ class Box:
         self.control.route("POST", "/reload", lambda _req: self.reload())
         self.control.route("GET", "/calls", self._calls)
         self.control.route("GET", "/bans", self._bans)
+        self.control.route("GET", "/legs", self._legs)
         self.control.route("GET", "/extensions", self._ext_list)
         self.control.route("POST", "/extensions", self._ext_add)
         self.control.route("POST", "/extensions/passwd", self._ext_passwd)
@@ -177,6 +178,12 @@ class Box:
                     **(self.edge.stats if self.edge else {})},
             "lines": [],
         }
+
+    async def _legs(self, _req: Request) -> list[dict[str, Any]]:
+        assert self.engine is not None
+        return [{"leg": leg.leg_id, "direction": leg.direction.value, "state": leg.state.value,
+                 "remote": leg.remote_uri, "codec": leg.codec, "seconds": leg.duration_s}
+                for leg in await self.engine.legs()]
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:
         assert self.edge is not None

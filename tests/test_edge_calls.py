@@ -129,3 +129,60 @@ def test_registrations_survive_kill_9(start_box: Callable[..., EngineProcess],
         assert phone.count(lambda e: e.get("event") == "reg") == regs_before
     finally:
         phone.close()
+
+
+@pytest.mark.parametrize(("codecs_a", "codecs_b"), [("G722", "PCMA"), ("opus", "PCMU")])
+def test_phones_without_a_common_codec_are_transcoded(
+        box: EngineProcess, settings: Settings, tmp_path: Path,
+        codecs_a: str, codecs_b: str) -> None:
+    """The engine anchors media, so each phone talks its own codec to the bridge."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    alice = desk_phone(settings, "101", "Kx7-desk-alpha", "--codecs", codecs_a,
+                       "--record-dir", str(rec))
+    bob = desk_phone(settings, "102", "Kx7-desk-bravo", "--codecs", codecs_b, "--tone", "1400",
+                     "--record-dir", str(rec))
+    try:
+        alice.wait(registered(alice))
+        bob.wait(registered(bob))
+        cid = alice.call(f"sip:102@127.0.0.1:{settings.sip_port}", tone=700, record=True)
+        alice.wait(lambda e: e.get("id") == cid and e.get("state") == "CONFIRMED")
+        bob.wait(lambda e: e.get("state") == "CONFIRMED")
+        time.sleep(1.5)  # audio needs wall-clock time to flow
+        assert len(control(settings.control_socket, "GET", "/calls")) == 1
+        codecs = {leg["codec"].split("/")[0].lower()
+                  for leg in control(settings.control_socket, "GET", "/legs")}
+        assert codecs == {codecs_a.lower(), codecs_b.lower()}
+        alice.send(cmd="hangup", id=cid)
+        bob.wait(lambda e: e.get("state") == "DISCONNECTED")
+    finally:
+        alice.close()
+        bob.close()
+    for port, expected in ((alice.port, 1400.0), (bob.port, 700.0)):
+        [wav] = list(rec.glob(f"{port}-*.wav"))
+        samples, rate = read_wav(wav)
+        freq, share = dominant(middle(samples, rate, 0.8), rate, [700.0, 1400.0])
+        assert freq == expected and share > 0.8, (wav.name, freq, share)
+
+
+def test_dtmf_passes_through_the_engine(box: EngineProcess, settings: Settings) -> None:
+    """RFC 4733 digits from one phone reach the other (IVRs and voicemail on phones)."""
+    alice = desk_phone(settings, "101", "Kx7-desk-alpha")
+    bob = desk_phone(settings, "102", "Kx7-desk-bravo")
+    try:
+        alice.wait(registered(alice))
+        bob.wait(registered(bob))
+        cid = alice.call(f"sip:102@127.0.0.1:{settings.sip_port}")
+        alice.wait(lambda e: e.get("id") == cid and e.get("state") == "CONFIRMED")
+        bob.wait(lambda e: e.get("event") == "media")
+        # One key at a time, as a person presses them. Three keys: our pjsua2 test phone
+        # stops reporting received digits after about three in a call even phone to
+        # phone, with no box in between (left for the IVR work to investigate).
+        for n, digit in enumerate("1#5", start=1):
+            alice.send(cmd="dtmf", id=cid, digits=digit)
+            bob.wait_count(lambda e: e.get("event") == "dtmf", n, timeout=10)
+        digits = "".join(e["digit"] for e in bob.seen if e.get("event") == "dtmf")
+        assert digits == "1#5"
+    finally:
+        alice.close()
+        bob.close()

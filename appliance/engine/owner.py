@@ -232,7 +232,14 @@ class Owner(threading.Thread):
         self.emit(LegEvent(info, media_changed=True))
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
-        """A digit arrived on a leg."""
+        """A digit arrived on a leg: pass it to the bridged peer (RFC 4733), and report it."""
+        peer_id = self._bridges.get(leg.leg_id)
+        peer = self._legs.get(peer_id) if peer_id is not None else None
+        if peer is not None:
+            try:
+                peer.dialDtmf(digit)
+            except pj.Error as exc:
+                log.warning("DTMF %r to %s failed: %s", digit, peer_id, exc.info())
         self.emit(DtmfEvent(leg.leg_id, digit))
 
     def _release_finished(self) -> None:

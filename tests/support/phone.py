@@ -5,7 +5,7 @@ Run as `python -m tests.support.phone --port P [--answer] [--record-dir D]
 reads JSON commands on stdin:
 
   {"cmd": "call", "uri": "sip:200@127.0.0.1:5080", "tone": 700, "record": true}
-  {"cmd": "hangup", "id": 3}     {"cmd": "hangup_all"}
+  {"cmd": "hangup", "id": 3}     {"cmd": "hangup_all"}     {"cmd": "dtmf", "id": 3, "digits": "12#"}
   {"cmd": "calls"}               {"cmd": "quit"}
 
 Each call that gets active media plays its tone (the call's own, or the
@@ -145,6 +145,9 @@ class Phone:
             if call is not None:
                 call.hangup(pj.CallOpParam(True))
             emit({"reply": "hangup", "id": cmd["id"]})
+        elif name == "dtmf":
+            self.calls[int(cmd["id"])].dialDtmf(str(cmd["digits"]))
+            emit({"reply": "dtmf", "id": cmd["id"]})
         elif name == "hangup_all":
             self.ep.hangupAllCalls()
             emit({"reply": "hangup_all"})
@@ -261,6 +264,12 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 emit({"event": "media", "id": self.cid, "active": True})
         except Exception as exc:
             emit({"event": "error", "where": "onCallMediaState", "error": str(exc)})
+
+    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
+        try:
+            emit({"event": "dtmf", "id": self.cid, "digit": str(prm.digit)})
+        except Exception as exc:  # noqa: BLE001
+            emit({"event": "error", "where": "onDtmfDigit", "error": str(exc)})
 
     def release_media(self) -> None:
         """Drop the tone generator and close the recording (owner thread)."""
