@@ -265,10 +265,10 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         except Exception as exc:
             emit({"event": "error", "where": "onCallMediaState", "error": str(exc)})
 
-    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
+    def onDtmfDigit(self, prm: Any) -> None:
         try:
             emit({"event": "dtmf", "id": self.cid, "digit": str(prm.digit)})
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             emit({"event": "error", "where": "onDtmfDigit", "error": str(exc)})
 
     def release_media(self) -> None:
