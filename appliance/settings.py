@@ -44,7 +44,7 @@ class Settings:
     # Conference bridge clock: 8 kHz unless wideband calls are bridged
     # (16 kHz costs ~4.5x CPU, see reference/pjsua2-notes.md).
     bridge_clock_rate: int = 8000
-    max_calls: int = 256
+    max_calls: int = 512  # call legs (a bridged call is two)
     # The edge's front door: requests per source address per 2 s (0: no limit), failed
     # logins from one address within a minute before a ban, and the ban's length.
     sip_rate_limit: int = 32
@@ -87,8 +87,8 @@ class Settings:
                 raise SettingsError(f"{name}: {exc}") from None
         if self.bridge_clock_rate not in (8000, 16000, 32000, 48000):
             raise SettingsError("bridge_clock_rate must be 8000, 16000, 32000 or 48000")
-        if not 1 <= self.max_calls <= 512:
-            raise SettingsError("max_calls must be 1-512 (our pjsua2 build holds 512)")
+        if not 1 <= self.max_calls <= 1024:
+            raise SettingsError("max_calls must be 1-1024 (our pjsua2 build holds 1024 legs)")
         if self.sip_rate_limit < 0 or self.sip_ban_failures < 1 or self.sip_ban_seconds < 0:
             raise SettingsError("sip_rate_limit >= 0, sip_ban_failures >= 1, sip_ban_seconds >= 0")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

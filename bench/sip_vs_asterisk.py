@@ -77,11 +77,12 @@ def run_harness(args: list[str], timeout: float) -> dict[str, str]:
     return results(proc.stdout)
 
 
-def measure_ours(work: Path, users: Path, tests: str, quick: bool) -> dict[str, str]:
+def measure_ours(work: Path, users: Path, tests: str, quick: bool,
+                 extra: list[str]) -> dict[str, str]:
     """Provision and start our box, run the harness against it, stop it."""
     s = settings_mod.load(environ={}, data_dir=work / "data", run_dir=work,
                           sip_bind="127.0.0.1", sip_port=5260, engine_sip_port=5280,
-                          rtp_port_min=50000, rtp_port_max=59999, max_calls=512,
+                          rtp_port_min=50000, rtp_port_max=59999, max_calls=1024,
                           sip_rate_limit=0, sip_ban_failures=1_000_000)
     env = {**os.environ, "PBX_DATA_DIR": str(s.data_dir)}
     subprocess.run([sys.executable, "-m", "appliance.cli", "config", "import", "-"],
@@ -94,7 +95,7 @@ def measure_ours(work: Path, users: Path, tests: str, quick: bool) -> dict[str, 
                 "--users", str(users), "--exten", UAS_EXTENSION,
                 "--uas-port", str(UAS_PORT), "--pbx-pid", str(engine.proc.pid),
                 "--tests", tests] + (["--quick"] if quick else [])
-        return run_harness(args, timeout=3600)
+        return run_harness(args + (["--", *extra] if extra else []), timeout=3600)
     finally:
         if engine.proc.poll() is None:
             engine.terminate()
@@ -107,6 +108,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="short windows (figures indicative)")
     p.add_argument("--tests", default="pdd,idle,concurrent,cps,register")
     p.add_argument("--skip-asterisk", action="store_true")
+    p.add_argument("--keep", help="keep the box's data and logs in this directory")
+    p.add_argument("harness_args", nargs="*", help="extra bench.py arguments (after --)")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: Asterisk runs in a chroot")
@@ -116,16 +119,19 @@ def main() -> None:
                                         "apt-ensure.sh"),
                             "sip-tester" if tool == "sipp" else tool], check=True)
     with tempfile.TemporaryDirectory(prefix="pbx-vs-ast-") as tmp:
-        work = Path(tmp)
+        work = Path(args.keep or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         users = work / "users.csv"
         subprocess.run([sys.executable, str(PEER / "gen-users.py"), "--count", "1000",
                         "--first", "1000", "--csv", str(users)], check=True)
         started = time.strftime("%Y-%m-%d %H:%M")
-        ours = measure_ours(work, users, args.tests, args.quick)
+        ours = measure_ours(work, users, args.tests, args.quick, args.harness_args)
         theirs: dict[str, str] = {}
         if not args.skip_asterisk:
             theirs = run_harness(["all", "--users", str(users), "--tests", args.tests]
-                                 + (["--quick"] if args.quick else []), timeout=3600)
+                                 + (["--quick"] if args.quick else [])
+                                 + (["--", *args.harness_args] if args.harness_args else []),
+                                 timeout=3600)
     print(f"machine: {machine()}")
     print(f"date:    {started}; SIPp scenarios from the shared Asterisk harness"
           + ("; QUICK mode: indicative only" if args.quick else ""))

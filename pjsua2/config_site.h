@@ -7,18 +7,19 @@
 #ifndef PBX_PJ_CONFIG_SITE_H
 #define PBX_PJ_CONFIG_SITE_H
 
-/* Calls and accounts: every bridged call is two legs in the engine. */
-#define PJSUA_MAX_CALLS              512
+/* Calls and accounts: every bridged call is two legs in the engine, and the
+ * bench asks for 250+ bridged calls (Asterisk holds 500 on the same machine). */
+#define PJSUA_MAX_CALLS              1024
 #define PJSUA_MAX_ACC                128
 
 /* Conference bridge: each leg, player and recorder is a port. */
-#define PJSUA_MAX_CONF_PORTS         1536
+#define PJSUA_MAX_CONF_PORTS         2560
 #define PJSUA_MAX_PLAYERS            512
 #define PJSUA_MAX_RECORDERS          512
 
 /* Sockets: 2 RTP/RTCP sockets per leg plus SIP transports.  With epoll
  * this only sizes the table, it costs no select() scan. */
-#define PJ_IOQUEUE_MAX_HANDLES       4096
+#define PJ_IOQUEUE_MAX_HANDLES       8192
 
 /* No video, no sound card on an appliance. */
 #define PJMEDIA_HAS_VIDEO            0

@@ -98,7 +98,7 @@ def test_doctor_reports_our_build(settings: Settings) -> None:
     assert report["facts"]["database"]["journal_mode"] == "wal"
     text = pbx(settings, "doctor")
     assert "all checks passed" in text.stdout
-    assert "512 calls" in text.stdout
+    assert "1024 calls" in text.stdout
 
 
 def test_doctor_fails_on_a_missing_database(settings: Settings) -> None:

@@ -39,7 +39,7 @@ def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
         ({"PBX_SIMULATE": "maybe"}, "not a boolean"),
         ({"PBX_SIP_BIND": "localhost:5060"}, "sip_bind"),
         ({"PBX_BRIDGE_CLOCK_RATE": "11025"}, "bridge_clock_rate"),
-        ({"PBX_MAX_CALLS": "1000"}, "max_calls"),
+        ({"PBX_MAX_CALLS": "2000"}, "max_calls"),
         ({"PBX_RTP_PORT_MIN": "20000", "PBX_RTP_PORT_MAX": "10000"}, "rtp_port_min"),
     ],
 )
