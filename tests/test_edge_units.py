@@ -67,6 +67,19 @@ def devices() -> Devices:
     })
 
 
+def add_devices(db: Database, *users: str, password: str = "") -> None:
+    """Employees with one device each (ids 1, 2, ...), HA1s for password in office-pbx."""
+    for n, user in enumerate(users, start=1):
+        md5 = ha1(user, "office-pbx", password, "MD5") if password else "0" * 32
+        sha = ha1(user, "office-pbx", password, "SHA-256") if password else "0" * 64
+        db.write(lambda c, n=n, user=user, md5=md5, sha=sha: (
+            c.execute("INSERT INTO employees (id, extension, name) VALUES (?, ?, ?)",
+                      [n, user, f"User {user}"]),
+            c.execute("INSERT INTO devices (id, employee_id, username, realm, ha1_md5,"
+                      " ha1_sha256) VALUES (?, ?, ?, 'office-pbx', ?, ?)",
+                      [n, n, user, md5, sha])))
+
+
 def test_flow_tokens_round_trip_and_resist_forgery() -> None:
     tokens = FlowTokens(SECRET)
     token = tokens.encode(PHONE)
@@ -160,11 +173,7 @@ def test_registrar_rules() -> None:
 def test_bindings_survive_a_restart(tmp_path: Path) -> None:
     clock = Clock()
     with Database.open(tmp_path / "pbx.db") as db:
-        db.write(lambda c: c.execute(
-            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A')"))
-        db.write(lambda c: c.execute(
-            "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
-            " VALUES (1, 1, '101', 'r', ?, ?)", ["0" * 32, "0" * 64]))
+        add_devices(db, "101")
         table = LocationTable(clock)
         live = Binding(1, "101", "sip:101@192.168.1.50:5062", PHONE, "c", 1, clock.now + 600)
         gone = Binding(1, "101", "sip:101@192.168.1.51:5062", PHONE, "d", 1, clock.now + 30)
@@ -222,13 +231,7 @@ def test_a_retransmitted_authenticated_invite_is_forwarded_again(tmp_path: Path)
 
     clock = Clock()
     with Database.open(tmp_path / "pbx.db") as db:
-        db.write(lambda c: c.execute(
-            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A')"))
-        db.write(lambda c: c.execute(
-            "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
-            " VALUES (1, 1, '101', 'office-pbx', ?, ?)",
-            [ha1("101", "office-pbx", "Kx7-desk-alpha", "MD5"),
-             ha1("101", "office-pbx", "Kx7-desk-alpha", "SHA-256")]))
+        add_devices(db, "101", password="Kx7-desk-alpha")
         edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
                     clock=clock, secret=SECRET)
         sent: list[tuple[object, Source]] = []
@@ -263,11 +266,7 @@ def test_a_retransmitted_authenticated_invite_is_forwarded_again(tmp_path: Path)
 def test_a_removed_device_does_not_sink_the_batch(tmp_path: Path) -> None:
     clock = Clock()
     with Database.open(tmp_path / "pbx.db") as db:
-        db.write(lambda c: c.execute(
-            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A')"))
-        db.write(lambda c: c.execute(
-            "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
-            " VALUES (1, 1, '101', 'r', ?, ?)", ["0" * 32, "0" * 64]))
+        add_devices(db, "101")
         table = LocationTable(clock)
         table.put(Binding(1, "101", "sip:101@192.168.1.50", PHONE, "c", 1, clock.now + 600))
         table.put(Binding(99, "199", "sip:199@192.168.1.99", PHONE, "c", 1, clock.now + 600))
@@ -280,12 +279,7 @@ def test_reload_drops_registrations_with_old_credentials(tmp_path: Path) -> None
 
     clock = Clock()
     with Database.open(tmp_path / "pbx.db") as db:
-        db.write(lambda c: c.execute(
-            "INSERT INTO employees (id, extension, name) VALUES (1, '101', 'A'), (2, '102', 'B')"))
-        for dev, user in ((1, "101"), (2, "102")):
-            db.write(lambda c, dev=dev, user=user: c.execute(
-                "INSERT INTO devices (id, employee_id, username, realm, ha1_md5, ha1_sha256)"
-                " VALUES (?, ?, ?, 'office-pbx', ?, ?)", [dev, dev, user, "0" * 32, "0" * 64]))
+        add_devices(db, "101", "102")
         edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
                     clock=clock, secret=SECRET)
         for dev, user in ((1, "101"), (2, "102")):

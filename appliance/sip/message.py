@@ -252,8 +252,8 @@ class Message:
 
     # ----- building -------------------------------------------------------------------
     def start_line(self) -> str:
-        """The request or status line (without CRLF)."""
-        raise NotImplementedError
+        """The request or status line (without CRLF); Request and Response define it."""
+        raise NotImplementedError  # abstract: only Request and Response are ever built
 
     def to_bytes(self) -> bytes:
         """Serialise with CRLF line ends, full header names and a correct Content-Length."""
