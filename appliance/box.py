@@ -22,6 +22,7 @@ from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
 from .edge import Edge, EdgeConfig
+from .edge.registrar import load_devices
 from .edge.security import GuardConfig
 from .engine import Engine, EngineConfig
 from .service import Notifier
@@ -140,10 +141,14 @@ class Box:
         assert self.db is not None and self.switchboard is not None
         self.notifier.reloading()
         assert self.edge is not None
-        new_directory = await asyncio.get_running_loop().run_in_executor(None, self._directory)
+        loop = asyncio.get_running_loop()
+        db = self.db
+        # Both snapshots are read in an executor: the event loop also carries the SIP edge.
+        new_directory = await loop.run_in_executor(None, self._directory)
+        devices = await loop.run_in_executor(None, lambda: load_devices(db))
         # Swapping the snapshots only affects calls and requests from now on.
         self.switchboard.directory = new_directory
-        self.edge.reload()
+        self.edge.reload(devices)
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
         log.info("configuration reloaded (%d)", self.reloads)

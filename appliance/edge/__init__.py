@@ -110,14 +110,15 @@ class Edge:
         await self.flush()
         await self.transports.stop()
 
-    def reload(self) -> None:
+    def reload(self, devices: Devices | None = None) -> None:
         """Pick up changed devices and passwords.
 
         Registrations stay, except those of devices that were removed or disabled or
         whose credentials changed: a phone holding an old password (or a removed
         device) must not keep receiving calls until its registration expires.
         """
-        old, new = self.devices, load_devices(self.db)
+        # The caller may read the devices off the event loop and hand them in.
+        old, new = self.devices, devices if devices is not None else load_devices(self.db)
         self.devices = new
         for username, before in old.by_username.items():
             after = new.by_username.get(username)
