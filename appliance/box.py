@@ -186,9 +186,19 @@ class Box:
 
     async def _legs(self, _req: Request) -> list[dict[str, Any]]:
         assert self.engine is not None
-        return [{"leg": leg.leg_id, "direction": leg.direction.value, "state": leg.state.value,
-                 "remote": leg.remote_uri, "codec": leg.codec, "seconds": leg.duration_s}
-                for leg in await self.engine.legs()]
+        legs = await self.engine.legs()
+        media = {m.leg_id: m for m in await self.engine.media()}
+        out = []
+        for leg in legs:
+            m = media.get(leg.leg_id)
+            out.append({
+                "leg": leg.leg_id, "direction": leg.direction.value, "state": leg.state.value,
+                "remote": leg.remote_uri, "codec": leg.codec, "seconds": leg.duration_s,
+                "media": None if m is None or m.slot < 0 else {
+                    "slot": m.slot, "listeners": list(m.listeners),
+                    "rx_packets": m.rx_packets, "tx_packets": m.tx_packets,
+                    "rx_lost": m.rx_lost, "jitter_ms": m.jitter_ms}})
+        return out
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:
         assert self.edge is not None

@@ -150,9 +150,15 @@ def test_phones_without_a_common_codec_are_transcoded(
         bob.wait(lambda e: e.get("state") == "CONFIRMED")
         time.sleep(1.5)  # audio needs wall-clock time to flow
         assert len(control(settings.control_socket, "GET", "/calls")) == 1
-        codecs = {leg["codec"].split("/")[0].lower()
-                  for leg in control(settings.control_socket, "GET", "/legs")}
+        legs = control(settings.control_socket, "GET", "/legs")
+        codecs = {leg["codec"].split("/")[0].lower() for leg in legs}
         assert codecs == {codecs_a.lower(), codecs_b.lower()}
+        # Each leg's audio goes to the other's bridge port, and RTP flows both ways.
+        slots = {leg["media"]["slot"] for leg in legs}
+        for leg in legs:
+            assert set(leg["media"]["listeners"]) & slots, legs
+            assert leg["media"]["rx_packets"] > 25 and leg["media"]["tx_packets"] > 25, legs
+        stats = {"alice": alice.stats(), "bob": bob.stats(), "legs": legs}
         alice.send(cmd="hangup", id=cid)
         bob.wait(lambda e: e.get("state") == "DISCONNECTED")
     finally:
@@ -162,7 +168,7 @@ def test_phones_without_a_common_codec_are_transcoded(
         [wav] = list(rec.glob(f"{port}-*.wav"))
         samples, rate = read_wav(wav)
         freq, share = dominant(middle(samples, rate, 0.8), rate, [700.0, 1400.0])
-        assert freq == expected and share > 0.8, (wav.name, freq, share)
+        assert freq == expected and share > 0.8, (wav.name, freq, share, stats)
 
 
 def test_dtmf_passes_through_the_engine(box: EngineProcess, settings: Settings) -> None:

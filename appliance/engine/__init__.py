@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import EngineConfig, EngineError
-from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState
+from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
 
 __all__ = [
     "DtmfEvent",
@@ -24,6 +24,7 @@ __all__ = [
     "LegEvent",
     "LegInfo",
     "LegState",
+    "MediaStats",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,10 @@ class Engine:
     async def legs(self) -> list[LegInfo]:
         """Snapshots of all live legs."""
         return list(await self.run("legs"))
+
+    async def media(self) -> list[MediaStats]:
+        """RTP counters and bridge wiring of all live legs."""
+        return list(await self.run("media"))
 
     async def hangup_all(self) -> int:
         """Hang up every leg; returns the number of live legs."""

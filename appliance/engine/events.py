@@ -49,6 +49,19 @@ class LegInfo:
 
 
 @dataclass(frozen=True)
+class MediaStats:
+    """RTP counters and bridge wiring of one leg's audio, for diagnostics."""
+
+    leg_id: str
+    slot: int = -1  # the leg's port in the conference bridge (-1: no active audio)
+    listeners: tuple[int, ...] = ()  # bridge ports this leg's audio is sent to
+    rx_packets: int = 0
+    tx_packets: int = 0
+    rx_lost: int = 0
+    jitter_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class LegEvent:
     """A leg changed state (or its media did)."""
 

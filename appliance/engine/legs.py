@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
-from .events import Direction, LegInfo, LegState
+from .events import Direction, LegInfo, LegState, MediaStats
 
 if TYPE_CHECKING:
     from .owner import Owner
@@ -118,6 +118,22 @@ class Leg(pj.Call):
             return None if index < 0 else self.getAudioMedia(index)
         except pj.Error:
             return None
+
+    def media_stats(self) -> MediaStats:
+        """RTP counters and bridge listeners of the leg's active audio."""
+        try:
+            index = self._audio_index(self.getInfo())
+            if index < 0:
+                return MediaStats(self.leg_id)
+            port = self.getAudioMedia(index).getPortInfo()
+            rtcp = self.getStreamStat(index).rtcp
+            return MediaStats(
+                self.leg_id, slot=int(port.portId), listeners=tuple(int(x) for x in port.listeners),
+                rx_packets=int(rtcp.rxStat.pkt), tx_packets=int(rtcp.txStat.pkt),
+                rx_lost=int(rtcp.rxStat.loss),
+                jitter_ms=round(rtcp.rxStat.jitterUsec.mean / 1000, 2))
+        except pj.Error:
+            return MediaStats(self.leg_id)
 
     # --- callbacks: copy out, never raise ------------------------------------------
     def onCallState(self, prm: Any) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pjsua2 as pj
 
 from .config import EngineConfig, EngineError
-from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState
+from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
 from .legs import Leg, request_user_of
 from .quiet import stdout_silenced
 
@@ -205,6 +205,10 @@ class Owner(threading.Thread):
     def legs(self) -> list[LegInfo]:
         """Snapshots of every live leg."""
         return [leg.snapshot() for leg in self._legs.values()]
+
+    def media(self) -> list[MediaStats]:
+        """RTP counters and bridge wiring of every live leg."""
+        return [leg.media_stats() for leg in self._legs.values()]
 
     def emit(self, event: EngineEvent) -> None:
         """Send an event to the asyncio side (never raises into pjsua2)."""

@@ -106,6 +106,13 @@ class PhoneProcess:
         self.wait_count(lambda e: e.get("reply") == "calls", before + 1, timeout=10)
         return [e for e in self.seen if e.get("reply") == "calls"][before]["calls"]
 
+    def stats(self) -> dict[str, Any]:
+        """RTP counters and bridge wiring of every call the phone holds."""
+        before = self.count(lambda e: e.get("reply") == "stats")
+        self.send(cmd="stats")
+        self.wait_count(lambda e: e.get("reply") == "stats", before + 1, timeout=10)
+        return dict([e for e in self.seen if e.get("reply") == "stats"][before]["calls"])
+
     def close(self) -> None:
         """Quit cleanly (hangs up), or kill after a grace period."""
         if self.proc.poll() is None:

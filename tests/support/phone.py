@@ -148,6 +148,9 @@ class Phone:
         elif name == "dtmf":
             self.calls[int(cmd["id"])].dialDtmf(str(cmd["digits"]))
             emit({"reply": "dtmf", "id": cmd["id"]})
+        elif name == "stats":
+            emit({"reply": "stats", "calls": {
+                str(cid): c.media_stats() for cid, c in self.calls.items()}})
         elif name == "hangup_all":
             self.ep.hangupAllCalls()
             emit({"reply": "hangup_all"})
@@ -270,6 +273,23 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
             emit({"event": "dtmf", "id": self.cid, "digit": str(prm.digit)})
         except Exception as exc:
             emit({"event": "error", "where": "onDtmfDigit", "error": str(exc)})
+
+    def media_stats(self) -> dict[str, Any]:
+        """RTP counters and bridge listeners of the call's audio (for failure reports)."""
+        try:
+            ci = self.getInfo()
+            for index, media in enumerate(ci.media):
+                if media.type == pj.PJMEDIA_TYPE_AUDIO and \
+                        media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    port = self.getAudioMedia(index).getPortInfo()
+                    rtcp = self.getStreamStat(index).rtcp
+                    return {"slot": port.portId, "listeners": list(port.listeners),
+                            "rx": rtcp.rxStat.pkt, "tx": rtcp.txStat.pkt,
+                            "recorder": self.recorder is not None,
+                            "tone": self.tonegen is not None}
+            return {"media": "none"}
+        except pj.Error as exc:
+            return {"error": exc.info()}
 
     def release_media(self) -> None:
         """Drop the tone generator and close the recording (owner thread)."""
