@@ -170,6 +170,25 @@ def test_registrar_rules() -> None:
                               device).status == 400
 
 
+def test_registrar_reports_changes_not_refreshes() -> None:
+    clock = Clock()
+    location = LocationTable(clock)
+    changes: list[tuple[str, str]] = []
+    registrar = Registrar(location, clock,
+                          on_change=lambda what, b: changes.append((what, b.source.host)))
+    device = devices().by_username["101"]
+    registrar.register(register(cseq=1), PHONE, device)
+    registrar.register(register(cseq=2), PHONE, device)  # a refresh: nothing to report
+    assert changes == [("new", "192.168.1.50")]
+    moved = Source("UDP", "192.168.1.77", 5062)
+    registrar.register(register(cseq=3), moved, device)
+    registrar.register(register(cseq=4, expires=0), moved, device)
+    assert changes[1:] == [("moved", "192.168.1.77"), ("removed", "192.168.1.77")]
+    registrar.register(register(cseq=5), PHONE, device)
+    registrar.register(register(contact="*", expires=0, cseq=6), PHONE, device)
+    assert changes[3:] == [("new", "192.168.1.50"), ("removed", "192.168.1.50")]
+
+
 def test_bindings_survive_a_restart(tmp_path: Path) -> None:
     clock = Clock()
     with Database.open(tmp_path / "pbx.db") as db:

@@ -30,7 +30,7 @@ from ..sip import (
     torture_response,
 )
 from ..sip.headers import Via
-from .location import LocationTable
+from .location import Binding, LocationTable
 from .proxy import (
     FlowTokens,
     branch_for,
@@ -78,7 +78,7 @@ class Edge:
         self.devices: Devices = load_devices(db)
         self.nonces = NonceManager(key, ttl_s=config.nonce_ttl_s, clock=clock)
         self.auth = Authenticator(self.nonces, lambda: self.devices)
-        self.registrar = Registrar(self.location, clock)
+        self.registrar = Registrar(self.location, clock, on_change=self._binding_changed)
         self.tokens = FlowTokens(key)
         self.transports = Transports(self.handle)
         self.engine = Source("UDP", "127.0.0.1", config.engine_port)
@@ -143,6 +143,18 @@ class Edge:
                 await self.flush()
             except Exception:
                 log.exception("edge: saving registrations failed")
+
+    @staticmethod
+    def _binding_changed(what: str, binding: Binding) -> None:
+        # Only changes reach the log: at a thousand phones, a line per refresh would bury
+        # them (and cost the edge more than the REGISTER itself).
+        src = binding.source
+        if what == "removed":
+            log.info("edge: %s unregistered %s", binding.username, binding.contact)
+        else:
+            log.info("edge: %s %s %s from %s %s:%d (%s)", binding.username,
+                     "registered" if what == "new" else "moved", binding.contact,
+                     src.transport, src.host, src.port, binding.user_agent or "no user agent")
 
     @staticmethod
     def _banned(ban: Ban) -> None:
@@ -225,10 +237,9 @@ class Edge:
                 self._refuse(verdict, req, source)
                 return
             reply = self.registrar.register(req, source, verdict.device)
-            if reply.status == 200:
-                log.info("edge: %s registered from %s %s:%d (%s, %s)", verdict.device.username,
-                         source.transport, source.host, source.port, verdict.algorithm,
-                         req.user_agent or "no user agent")
+            if reply.status == 200 and log.isEnabledFor(logging.DEBUG):
+                log.debug("edge: %s refreshed from %s %s:%d (%s)", verdict.device.username,
+                          source.transport, source.host, source.port, verdict.algorithm)
             self._reply(reply, req, source)
             return
 
