@@ -33,6 +33,11 @@ WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
 # Auth-param values outside quotes: tokens, plus '/' and ':' that some phones send unquoted.
 _AUTH_VALUE_CHARS = TOKEN_CHARS | frozenset("/:=")
 _RECEIVED_CHARS = frozenset(string.hexdigits + ":.[]")
+# Parameters written plainly (no whitespace, no quotes) are split with str methods; anything
+# else, errors included, is left to the scanner, so both give the same answer.
+_PLAIN_PARAM_CHARS = _VALUE_CHARS | frozenset(";=")
+_URI_END = frozenset("; \t")
+_HOST_END = frozenset(":; \t")
 
 COMPACT_FORMS = {
     "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
@@ -146,6 +151,13 @@ class _Scanner:
             self.i += 1
         return self.s[start:self.i]
 
+    def take_until_char(self, stop: str) -> str:
+        """Up to (not including) the next `stop`, or the rest: `take_until` for one char."""
+        start = self.i
+        end = self.s.find(stop, start)
+        self.i = self.n if end < 0 else end
+        return self.s[start:self.i]
+
     def token(self, what: str) -> str:
         tok = self.take(TOKEN_CHARS)
         if not tok:
@@ -161,6 +173,12 @@ class _Scanner:
         """(unescaped content, raw text with quotes) of the quoted-string at the cursor."""
         start = self.i
         self.expect('"', what)
+        # Most quoted strings have no backslash before their end: one slice, not a loop.
+        end = self.s.find('"', self.i)
+        if end >= 0 and "\\" not in self.s[self.i:end]:
+            text = self.s[self.i:end]
+            self.i = end + 1
+            return text, self.s[start:self.i]
         out: list[str] = []
         while self.i < self.n:
             c = self.s[self.i]
@@ -206,8 +224,32 @@ def split_list(value: str, what: str = "header") -> list[str]:
     return items
 
 
+def _plain_params(text: str) -> Params | None:
+    """`;name[=value]` parameters written plainly, or None to let the scanner read them."""
+    if not text:
+        return ()
+    if text[0] != ";" or not _PLAIN_PARAM_CHARS.issuperset(text):
+        return None
+    params: list[tuple[str, str | None]] = []
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        if not name or not TOKEN_CHARS.issuperset(name):
+            return None
+        if eq:
+            if not value or not _VALUE_CHARS.issuperset(value):
+                return None
+            params.append((name, value))
+        else:
+            params.append((name, None))
+    return tuple(params)
+
+
 def _parse_params(sc: _Scanner, what: str) -> Params:
     """Generic `;name[=value]` parameters up to the end of the value (SWS allowed around)."""
+    plain = _plain_params(sc.s[sc.i:])
+    if plain is not None:
+        sc.i = sc.n
+        return plain
     params: list[tuple[str, str | None]] = []
     while True:
         sc.skip_ws()
@@ -323,14 +365,14 @@ def parse_name_addr(value: str, *, what: str = "address", require_brackets: bool
             display = " ".join(words)
     if bracketed:
         sc.expect("<", what)
-        uri_text = sc.take_until(frozenset(">"))
+        uri_text = sc.take_until_char(">")
         sc.expect(">", what)
     elif require_brackets:
         raise SipParseError(f"Bad {what}")
     else:
         # RFC 3261 §20: without <>, the URI ends at the first ';' (the rest are header params)
         # and may not carry headers: '?' there is an error, never a Route to obey.
-        uri_text = sc.take_until(frozenset("; \t"))
+        uri_text = sc.take_until(_URI_END)
     try:
         uri = parse_uri(uri_text)
     except SipParseError:
@@ -415,10 +457,10 @@ def parse_via(value: str) -> Via:
     if sc.skip_ws() == 0:
         raise SipParseError("Bad Via")
     if sc.peek() == "[":
-        host_text = sc.take_until(frozenset("]")) + "]"
+        host_text = sc.take_until_char("]") + "]"
         sc.expect("]", what)
     else:
-        host_text = sc.take_until(frozenset(":; \t"))
+        host_text = sc.take_until(_HOST_END)
     sc.skip_ws()
     if sc.peek() == ":":
         sc.i += 1

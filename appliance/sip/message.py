@@ -17,13 +17,13 @@ that can be logged or stored without a second thought. The body stays bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
-from typing import Self
+from typing import Any, Generic, Self, TypeVar, overload
 
 from .errors import SipParseError
 from .headers import (
+    COMPACT_FORMS,
     LIST_HEADERS,
     STRICT_LIST_HEADERS,
     Credentials,
@@ -74,10 +74,58 @@ REASONS = {
 }
 
 _SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
+# Index keys of the compact forms; any other name's key is its lower case (see _lookup_key).
+_COMPACT_KEYS = {short: full.lower() for short, full in COMPACT_FORMS.items()}
+
+T = TypeVar("T")
 
 
 def _lookup_key(name: str) -> str:
-    return canonical_name(name).lower()
+    """The index key of a header name: `canonical_name(name).lower()`, in one dict lookup."""
+    key = name.lower()
+    return _COMPACT_KEYS.get(key, key)
+
+
+class _cached(Generic[T]):
+    """`functools.cached_property` without its lock.
+
+    Python 3.11's takes a lock shared by every instance on each first access, which costs
+    more than most of the parsers it caches. A message is parsed and read on one thread;
+    two threads racing on a first access would both compute the same pure value.
+    """
+
+    def __init__(self, fn: Callable[[Any], T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | Self:
+        if obj is None:
+            return self
+        value = self.fn(obj)
+        obj.__dict__[self.name] = value
+        return value
+
+
+# The header (index key) each cached accessor reads: a copy that changes other headers keeps
+# the parsed value instead of parsing it again (the edge edits every request it handles).
+_CACHED_FROM = {
+    "vias": "via", "from_": "from", "to": "to", "call_id": "call-id", "cseq": "cseq",
+    "contact_is_star": "contact", "contacts": "contact", "max_forwards": "max-forwards",
+    "expires": "expires", "content_length": "content-length", "content_type": "content-type",
+    "accept": "accept", "routes": "route", "record_routes": "record-route",
+    "supported": "supported", "require": "require", "proxy_require": "proxy-require",
+    "authorization": "authorization", "proxy_authorization": "proxy-authorization",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,7 +136,7 @@ class Message:
     body: bytes = b""
 
     # ----- raw access -------------------------------------------------------------------
-    @cached_property
+    @_cached
     def _index(self) -> dict[str, tuple[str, ...]]:
         # Built once per message: every accessor below is then a dict lookup.
         index: dict[str, list[str]] = {}
@@ -118,7 +166,7 @@ class Message:
         return value
 
     # ----- typed accessors ------------------------------------------------------------
-    @cached_property
+    @_cached
     def vias(self) -> tuple[Via, ...]:
         """The Via list, topmost first."""
         return tuple(parse_via(v) for v in self.header_values("Via"))
@@ -128,27 +176,27 @@ class Message:
         """The topmost Via."""
         return self.vias[0] if self.vias else None
 
-    @cached_property
+    @_cached
     def from_(self) -> NameAddr:
         """The From header."""
         return parse_name_addr(self._required("From"), what="From")
 
-    @cached_property
+    @_cached
     def to(self) -> NameAddr:
         """The To header."""
         return parse_name_addr(self._required("To"), what="To")
 
-    @cached_property
+    @_cached
     def call_id(self) -> str:
         """The Call-ID."""
         return parse_call_id(self._required("Call-ID"))
 
-    @cached_property
+    @_cached
     def cseq(self) -> CSeq:
         """The CSeq (number and method)."""
         return parse_cseq(self._required("CSeq"))
 
-    @cached_property
+    @_cached
     def contact_is_star(self) -> bool:
         """True for `Contact: *` (remove all bindings)."""
         values = self.header_values("Contact")
@@ -156,14 +204,14 @@ class Message:
             raise SipParseError("Bad Contact")
         return values == ("*",)
 
-    @cached_property
+    @_cached
     def contacts(self) -> tuple[NameAddr, ...]:
         """The Contact list (empty for `*`; see `contact_is_star`)."""
         if self.contact_is_star:
             return ()
         return tuple(parse_name_addr(v, what="Contact") for v in self.header_values("Contact"))
 
-    @cached_property
+    @_cached
     def max_forwards(self) -> int | None:
         """Max-Forwards; None if absent or above 255 (RFC 4475 §3.1.2.4: treat as absent)."""
         value = self._single("Max-Forwards")
@@ -174,25 +222,25 @@ class Message:
         value = value.lstrip("0") or "0"
         return int(value) if len(value) <= 3 and int(value) <= 255 else None
 
-    @cached_property
+    @_cached
     def expires(self) -> int | None:
         """The Expires header in seconds; malformed or overflowing values read as 3600."""
         value = self._single("Expires")
         return None if value is None else param_int(value, 3600)
 
-    @cached_property
+    @_cached
     def content_length(self) -> int | None:
         """The Content-Length header value, or None if absent."""
         value = self._single("Content-Length")
         return None if value is None else _content_length(value)
 
-    @cached_property
+    @_cached
     def content_type(self) -> str | None:
         """The media type of the body, lowercased, without parameters."""
         value = self._single("Content-Type")
         return None if value is None else parse_media_type(value)[0]
 
-    @cached_property
+    @_cached
     def accept(self) -> tuple[str, ...]:
         """The media types of Accept, lowercased (empty if absent)."""
         return tuple(parse_media_type(v)[0] for v in self.header_values("Accept") if v)
@@ -202,12 +250,12 @@ class Message:
         return tuple(parse_name_addr(v, what=name, require_brackets=True)
                      for v in self.header_values(name))
 
-    @cached_property
+    @_cached
     def routes(self) -> tuple[NameAddr, ...]:
         """The Route set, topmost first."""
         return self.addresses("Route")
 
-    @cached_property
+    @_cached
     def record_routes(self) -> tuple[NameAddr, ...]:
         """The Record-Route list, topmost first."""
         return self.addresses("Record-Route")
@@ -216,17 +264,17 @@ class Message:
         """The tokens of a list header (Supported, Require, Proxy-Require, Allow...)."""
         return parse_token_list(self.header_values(name), name)
 
-    @cached_property
+    @_cached
     def supported(self) -> tuple[str, ...]:
         """Supported option tags."""
         return self.option_tags("Supported")
 
-    @cached_property
+    @_cached
     def require(self) -> tuple[str, ...]:
         """Require option tags."""
         return self.option_tags("Require")
 
-    @cached_property
+    @_cached
     def proxy_require(self) -> tuple[str, ...]:
         """Proxy-Require option tags."""
         return self.option_tags("Proxy-Require")
@@ -240,12 +288,12 @@ class Message:
         """Parsed values of an auth header (Authorization, WWW-Authenticate...)."""
         return tuple(parse_credentials(v) for v in self.header_values(name))
 
-    @cached_property
+    @_cached
     def authorization(self) -> tuple[Credentials, ...]:
         """Parsed Authorization headers."""
         return self.credentials("Authorization")
 
-    @cached_property
+    @_cached
     def proxy_authorization(self) -> tuple[Credentials, ...]:
         """Parsed Proxy-Authorization headers."""
         return self.credentials("Proxy-Authorization")
@@ -278,6 +326,15 @@ class Message:
         """A copy with these headers."""
         return replace(self, headers=tuple(headers))
 
+    def _derive(self, headers: Iterable[Header], changed: str) -> Self:
+        """A copy with these headers, which differ from ours in header `changed` only."""
+        msg = replace(self, headers=tuple(headers))
+        mine, theirs = self.__dict__, msg.__dict__
+        for attr, key in _CACHED_FROM.items():
+            if key != changed and attr in mine:
+                theirs[attr] = mine[attr]
+        return msg
+
     def with_body(self, body: bytes, content_type: str | None = None) -> Self:
         """A copy with this body (and Content-Type, if given)."""
         msg = replace(self, body=body)
@@ -286,7 +343,9 @@ class Message:
     def without_header(self, name: str) -> Self:
         """A copy with every value of the header removed."""
         key = _lookup_key(name)
-        return self.with_headers(h for h in self.headers if _lookup_key(h.name) != key)
+        if key not in self._index:
+            return self
+        return self._derive((h for h in self.headers if _lookup_key(h.name) != key), key)
 
     def with_header(self, name: str, values: Sequence[str]) -> Self:
         """A copy where the header has exactly these values, at its first position (else last)."""
@@ -303,7 +362,7 @@ class Message:
             out.append(h)
         if not placed:
             out.extend(Header(full, v) for v in values)
-        return self.with_headers(out)
+        return self._derive(out, key)
 
     def prepend_header(self, name: str, value: str) -> Self:
         """A copy with a value added before the header's first value (a new top Via...)."""
@@ -316,15 +375,22 @@ class Message:
                 break
         else:
             out.insert(0, new)
-        return self.with_headers(out)
+        return self._derive(out, key)
 
     def append_header(self, name: str, value: str) -> Self:
         """A copy with a value added after all others."""
-        return self.with_headers((*self.headers, Header(canonical_name(name), value)))
+        new = Header(canonical_name(name), value)
+        return self._derive((*self.headers, new), _lookup_key(new.name))
 
     def with_top_via(self, via: Via) -> Self:
         """A copy whose topmost Via is replaced (e.g. with received/rport filled in)."""
-        return self._replace_first("Via", str(via))
+        msg = self._replace_first("Via", str(via))
+        vias = self.__dict__.get("vias")
+        if vias:
+            # `via` is what its text parses to (the Via round trip is a tested property):
+            # the copy need not parse it back.
+            msg.__dict__["vias"] = (via, *vias[1:])
+        return msg
 
     def without_top_via(self) -> Self:
         """A copy without the topmost Via (a proxy forwarding a response)."""
@@ -340,7 +406,7 @@ class Message:
                 else:
                     out[i] = Header(h.name, value)
                 break
-        return self.with_headers(out)
+        return self._derive(out, key)
 
 
 @dataclass(frozen=True)
