@@ -223,6 +223,14 @@ class Edge:
             # Rejected before any processing: version, scheme, Max-Forwards, Require...
             self._reply(make_response(req, verdict_code), req, source)
             return
+        if req.method == "REGISTER":
+            # Answered here and never forwarded: Max-Forwards is only checked (483 as for
+            # any request), and no header needs stripping.
+            if req.max_forwards == 0:
+                self._reply(make_response(req, 483), req, source)
+            else:
+                self._register(req, source)
+            return
         forwarded = decrement_max_forwards(req)
         if forwarded is None:
             self._reply(make_response(req, 483), req, source)
@@ -230,18 +238,6 @@ class Edge:
         req = forwarded
         for name in TRUSTED_HEADERS:
             req = req.without_header(name)
-
-        if req.method == "REGISTER":
-            verdict = self._authenticate(req, source)
-            if verdict.device is None:
-                self._refuse(verdict, req, source)
-                return
-            reply = self.registrar.register(req, source, verdict.device)
-            if reply.status == 200 and log.isEnabledFor(logging.DEBUG):
-                log.debug("edge: %s refreshed from %s %s:%d (%s)", verdict.device.username,
-                          source.transport, source.host, source.port, verdict.algorithm)
-            self._reply(reply, req, source)
-            return
 
         in_dialog = req.to.tag is not None or req.method in ("ACK", "CANCEL")
         routes = req.routes
@@ -275,6 +271,17 @@ class Edge:
                 record_route(host, self.config.port, self.tokens.encode(source),
                              source.transport))
         self._forward(req, self.engine, incoming_branch=via.branch or "")
+
+    def _register(self, req: Request, source: Source) -> None:
+        verdict = self._authenticate(req, source)
+        if verdict.device is None:
+            self._refuse(verdict, req, source)
+            return
+        reply = self.registrar.register(req, source, verdict.device)
+        if reply.status == 200 and log.isEnabledFor(logging.DEBUG):
+            log.debug("edge: %s refreshed from %s %s:%d (%s)", verdict.device.username,
+                      source.transport, source.host, source.port, verdict.algorithm)
+        self._reply(reply, req, source)
 
     def _authenticate(self, req: Request, source: Source) -> AuthVerdict:
         """Digest check, remembering successes per transaction for retransmissions."""

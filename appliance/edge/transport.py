@@ -32,6 +32,8 @@ from ..sip import (
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 16 * 1024
+# Destinations whose safety verdict is remembered (the check parses the address).
+MAX_VERDICTS = 4096
 TCP_IDLE_S = 600.0
 # A message that stops arriving halfway (a Content-Length that lies) is given Timer F's
 # 32 s, then the connection is closed (RFC 4475 clerr/ncl/mcl01 on streams).
@@ -137,6 +139,7 @@ class Transports:
         self.tcp_connections: dict[tuple[str, str, int], _Tcp] = {}
         self.local: Source | None = None
         self.parse_errors = 0
+        self._unsafe: dict[str, bool] = {}
 
     async def start(self, host: str, port: int) -> None:
         """Listen on UDP and TCP host:port."""
@@ -180,7 +183,12 @@ class Transports:
 
     def send(self, msg: Request | Response, dest: Source) -> None:
         """Send a message to dest over its transport (never to broadcast or multicast)."""
-        if is_unsafe_destination(dest.host):
+        unsafe = self._unsafe.get(dest.host)
+        if unsafe is None:
+            if len(self._unsafe) >= MAX_VERDICTS:
+                self._unsafe.clear()
+            unsafe = self._unsafe[dest.host] = is_unsafe_destination(dest.host)
+        if unsafe:
             log.info("not sending to unsafe destination %s", dest.host)
             return
         data = msg.to_bytes()
