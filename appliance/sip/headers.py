@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from .errors import SipParseError
 from .uri import (
     DIGITS,
+    HOST_CHARS,
     Params,
     SipUri,
     Uri,
@@ -101,6 +102,16 @@ class Header:
         # A CR or LF in a value would let a caller inject header lines when serialising.
         if not is_token(self.name) or "\r" in self.value or "\n" in self.value:
             raise ValueError(f"invalid header {self.name!r}")
+
+    @classmethod
+    def trusted(cls, name: str, value: str) -> Header:
+        """A Header whose name is known to be a token and value to hold no CR or LF.
+
+        For the parser, which has checked both: it makes a dozen per message.
+        """
+        header = object.__new__(cls)
+        header.__dict__.update(name=name, value=value)
+        return header
 
 
 def quote(text: str) -> str:
@@ -197,6 +208,12 @@ class _Scanner:
 
 def split_list(value: str, what: str = "header") -> list[str]:
     """Split a list header value at commas outside quoted strings and <...>; items stripped."""
+    if '"' not in value:
+        # Without quotes nothing is escaped, and without '<' every comma separates.
+        if "," not in value:
+            return [value.strip(" \t")]
+        if "<" not in value:
+            return [item.strip(" \t") for item in value.split(",")]
     items: list[str] = []
     start = 0
     in_quote = in_angle = False
@@ -341,6 +358,17 @@ class NameAddr:
 def parse_name_addr(value: str, *, what: str = "address", require_brackets: bool = False
                     ) -> NameAddr:
     """Parse `[display] <uri> *(;param)` or `addr-spec *(;param)` (RFC 3261 §20.10 rules)."""
+    if value[:1] == "<":
+        # The common `<uri>;params` without display name or spaces, read with str methods;
+        # anything else, errors included, goes through the scanner below.
+        end = value.find(">")
+        params = _plain_params(value[end + 1:]) if end > 0 else None
+        if params is not None:
+            try:
+                uri = parse_uri(value[1:end])
+            except SipParseError:
+                raise SipParseError(f"Bad {what} URI") from None
+            return NameAddr(uri=uri, display_name=None, params=params)
     sc = _Scanner(value)
     sc.skip_ws()
     display: str | None = None
@@ -442,6 +470,9 @@ class Via:
 
 def parse_via(value: str) -> Via:
     """Parse one Via value: `SIP / 2.0 / UDP host[:port] *(;param)`."""
+    plain = _plain_via(value)
+    if plain is not None:
+        return plain
     what = "Via"
     sc = _Scanner(value)
     sc.skip_ws()
@@ -468,6 +499,11 @@ def parse_via(value: str) -> Via:
         host_text += ":" + sc.take(DIGITS)
     host, port = split_hostport(host_text)
     params = _parse_params(sc, what)
+    return _via(name, version, transport, host, port, params)
+
+
+def _via(name: str, version: str, transport: str, host: str, port: int | None,
+         params: Params) -> Via:
     found, received = find_param(params, "received")
     if found and (not received or not _RECEIVED_CHARS.issuperset(received)):
         raise SipParseError("Bad Via received")
@@ -477,6 +513,31 @@ def parse_via(value: str) -> Via:
         raise SipParseError("Bad Via rport")
     return Via(host=host, transport=transport.upper(), port=port, params=params,
                protocol=f"{name.upper()}/{version}")
+
+
+def _plain_via(value: str) -> Via | None:
+    """A Via written plainly (`SIP/2.0/UDP host[:port];params`, one space, no IPv6), else None.
+
+    None sends the value through the scanner of `parse_via`, which also gives the errors:
+    whatever this accepts, the scanner reads the same way.
+    """
+    sent, space, rest = value.partition(" ")
+    parts = sent.split("/")
+    if (not space or len(parts) != 3 or rest[:1] in ("", " ", "\t", "[")
+            or not all(p and TOKEN_CHARS.issuperset(p) for p in parts)):
+        return None
+    semi = rest.find(";")
+    hostport = rest if semi < 0 else rest[:semi]
+    host, colon, port_text = hostport.partition(":")
+    params = _plain_params(rest[semi:]) if semi >= 0 else ()
+    if (params is None or not host or not HOST_CHARS.issuperset(host)
+            or (colon and not (port_text and DIGITS.issuperset(port_text)))):
+        return None
+    try:
+        host, port = split_hostport(hostport)
+        return _via(parts[0], parts[1], parts[2], host, port, params)
+    except SipParseError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -567,6 +628,9 @@ class Credentials:
 
 def parse_credentials(value: str) -> Credentials:
     """Parse `scheme name=value, name="quoted"...` (Authorization, WWW-Authenticate...)."""
+    plain = _plain_credentials(value)
+    if plain is not None:
+        return plain
     what = "Authorization"
     sc = _Scanner(value)
     sc.skip_ws()
@@ -596,6 +660,49 @@ def parse_credentials(value: str) -> Credentials:
         sc.expect(",", what)
         sc.skip_ws()
     return Credentials(scheme=scheme, params=tuple(params))
+
+
+def _plain_credentials(value: str) -> Credentials | None:
+    """Credentials written plainly (one space after the scheme, none around '=' or before
+    ',', no backslash in quotes), read with str methods; else None for the scanner."""
+    scheme, space, rest = value.partition(" ")
+    if not space or not scheme or not TOKEN_CHARS.issuperset(scheme) or rest[:1] in ("", " ",
+                                                                                     "\t"):
+        return None
+    params: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    pos, n = 0, len(rest)
+    while True:
+        eq = rest.find("=", pos)
+        name = rest[pos:eq]
+        if eq < 0 or not name or not TOKEN_CHARS.issuperset(name):
+            return None
+        name = name.lower()
+        if rest[eq + 1:eq + 2] == '"':
+            end = rest.find('"', eq + 2)
+            param_value = rest[eq + 2:end]
+            if end < 0 or "\\" in param_value:
+                return None
+            pos = end + 1
+        else:
+            end = rest.find(",", eq + 1)
+            pos = n if end < 0 else end
+            param_value = rest[eq + 1:pos]
+            if not param_value or not _AUTH_VALUE_CHARS.issuperset(param_value):
+                return None
+        if name in seen:
+            return None
+        seen.add(name)
+        params.append((name, param_value))
+        if pos == n:
+            return Credentials(scheme=scheme, params=tuple(params))
+        if rest[pos] != ",":
+            return None
+        pos += 1
+        while pos < n and rest[pos] in WS:
+            pos += 1
+        if pos == n:
+            return None
 
 
 def format_credentials(scheme: str, params: Iterable[tuple[str, str]],

@@ -26,6 +26,7 @@ from .headers import (
     COMPACT_FORMS,
     LIST_HEADERS,
     STRICT_LIST_HEADERS,
+    TOKEN_CHARS,
     Credentials,
     CSeq,
     Header,
@@ -116,15 +117,16 @@ class _cached(Generic[T]):
         return value
 
 
-# The header (index key) each cached accessor reads: a copy that changes other headers keeps
-# the parsed value instead of parsing it again (the edge edits every request it handles).
-_CACHED_FROM = {
-    "vias": "via", "from_": "from", "to": "to", "call_id": "call-id", "cseq": "cseq",
-    "contact_is_star": "contact", "contacts": "contact", "max_forwards": "max-forwards",
-    "expires": "expires", "content_length": "content-length", "content_type": "content-type",
-    "accept": "accept", "routes": "route", "record_routes": "record-route",
-    "supported": "supported", "require": "require", "proxy_require": "proxy-require",
-    "authorization": "authorization", "proxy_authorization": "proxy-authorization",
+# The cached accessors that read each header (by index key): a copy that changes one header
+# keeps every other parsed value instead of parsing it again (the edge edits each request).
+_READERS = {
+    "via": ("vias",), "from": ("from_",), "to": ("to",), "call-id": ("call_id",),
+    "cseq": ("cseq",), "contact": ("contact_is_star", "contacts"),
+    "max-forwards": ("max_forwards",), "expires": ("expires",),
+    "content-length": ("content_length",), "content-type": ("content_type",),
+    "accept": ("accept",), "route": ("routes",), "record-route": ("record_routes",),
+    "supported": ("supported",), "require": ("require",), "proxy-require": ("proxy_require",),
+    "authorization": ("authorization",), "proxy-authorization": ("proxy_authorization",),
 }
 
 
@@ -328,11 +330,15 @@ class Message:
 
     def _derive(self, headers: Iterable[Header], changed: str) -> Self:
         """A copy with these headers, which differ from ours in header `changed` only."""
-        msg = replace(self, headers=tuple(headers))
-        mine, theirs = self.__dict__, msg.__dict__
-        for attr, key in _CACHED_FROM.items():
-            if key != changed and attr in mine:
-                theirs[attr] = mine[attr]
+        # A shallow copy of the instance state (fields and cached values) rather than
+        # dataclasses.replace: only the headers change, and they are already validated.
+        msg = object.__new__(type(self))
+        state = msg.__dict__
+        state.update(self.__dict__)
+        state["headers"] = tuple(headers)
+        state.pop("_index", None)
+        for attr in _READERS.get(changed, ()):
+            state.pop(attr, None)
         return msg
 
     def with_body(self, body: bytes, content_type: str | None = None) -> Self:
@@ -476,23 +482,45 @@ def _head_lines(data: bytes) -> tuple[list[str], int]:
     pos = 0
     while pos < n and data[pos] in (0x0D, 0x0A):
         pos += 1
-    lines: list[str] = []
-    while pos < n:
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            lines.append(data[pos:].decode("utf-8", "replace"))
-            return lines, n
-        end = nl - 1 if nl > pos and data[nl - 1] == 0x0D else nl
-        line = data[pos:end]
-        pos = nl + 1
-        if not line:
-            return lines, pos
-        lines.append(line.decode("utf-8", "replace"))
-    return lines, n
+    # The head ends at the first empty line: an LF followed by LF or CRLF. The head is then
+    # decoded once and split (LF is never part of a UTF-8 sequence, so this decodes each
+    # line exactly as decoding it alone would).
+    ends = [i for i in (data.find(b"\n\r\n", pos), data.find(b"\n\n", pos)) if i >= 0]
+    if ends:
+        end = min(ends)
+        body_start = end + (3 if data[end + 1] == 0x0D else 2)
+    else:
+        end = body_start = n
+    if pos >= end:
+        return [], body_start
+    lines = data[pos:end].decode("utf-8", "replace").split("\n")
+    # Without an empty line, the last piece has no line end: kept as it is (unless empty).
+    last = lines.pop() if not ends else ""
+    for i, line in enumerate(lines):
+        if line[-1:] == "\r":
+            lines[i] = line[:-1]
+    if last:
+        lines.append(last)
+    return lines, body_start
 
 
 def _fields(lines: Sequence[str], *, strict: bool) -> list[tuple[str, str]]:
     """Unfold continuation lines and split `name: value`; lenient mode skips bad lines."""
+    fields: list[tuple[str, str]] = []
+    for line in lines:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if (not colon or not name or line[0] in " \t" or "\r" in line
+                or not TOKEN_CHARS.issuperset(name)):
+            # Folding or a bad line somewhere: the general pass, which also decides which
+            # error a strict parse reports.
+            return _folded_fields(lines, strict=strict)
+        fields.append((canonical_name(name), value.strip(" \t")))
+    return fields
+
+
+def _folded_fields(lines: Sequence[str], *, strict: bool) -> list[tuple[str, str]]:
+    """`_fields` for heads with continuation lines or bad lines."""
     raw: list[list[str]] = []
     for line in lines:
         if "\r" in line:
@@ -571,6 +599,7 @@ def _parse(data: bytes, max_headers: int) -> Request | Response:
         raise SipParseError("Too many headers")
     headers: list[Header] = []
     for name, value in fields:
+        # Names are tokens and values hold no CR or LF here: Header's checks are skipped.
         if name in LIST_HEADERS:
             items = split_list(value, name)
             if name in STRICT_LIST_HEADERS:
@@ -578,9 +607,9 @@ def _parse(data: bytes, max_headers: int) -> Request | Response:
                     raise SipParseError(f"Bad {name}")
             elif len(items) > 1:
                 items = [item for item in items if item]
-            headers.extend(Header(name, item) for item in items)
+            headers.extend(Header.trusted(name, item) for item in items)
         else:
-            headers.append(Header(name, value))
+            headers.append(Header.trusted(name, value))
         if len(headers) > MAX_HEADER_VALUES:
             raise SipParseError("Too many headers")
     lengths = [v for n, v in fields if n == "Content-Length"]
@@ -593,7 +622,10 @@ def _parse(data: bytes, max_headers: int) -> Request | Response:
         body = data[body_start:body_start + length]
     else:
         body = data[body_start:]
-    msg = replace(empty, headers=tuple(headers), body=body)
+    # `empty` was made above and is not shared yet: filled in place, not copied.
+    msg = empty
+    object.__setattr__(msg, "headers", tuple(headers))
+    object.__setattr__(msg, "body", body)
     _validate(msg)
     return msg
 
