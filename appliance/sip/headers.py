@@ -48,7 +48,7 @@ COMPACT_FORMS = {
     "v": "Via", "x": "Session-Expires", "y": "Identity",
 }
 
-_KNOWN_NAMES = (
+KNOWN_NAMES = (
     "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
     "Allow-Events", "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
     "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
@@ -62,7 +62,7 @@ _KNOWN_NAMES = (
     "Subject", "Subscription-State", "Supported", "Timestamp", "To", "Unsupported",
     "User-Agent", "Via", "Warning", "WWW-Authenticate",
 )
-_CANONICAL = {name.lower(): name for name in _KNOWN_NAMES}
+_CANONICAL = {name.lower(): name for name in KNOWN_NAMES}
 
 # Headers whose grammar is a comma-separated list: stored one value per Header.
 LIST_HEADERS = frozenset({
@@ -116,6 +116,8 @@ class Header:
 
 def quote(text: str) -> str:
     """A quoted-string for `text` (backslash-escaping; CR/LF, which cannot be quoted, -> SP)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape (control characters are not printable)
     out = ['"']
     for c in text:
         if c in "\r\n":

@@ -24,6 +24,7 @@ from typing import Any, Generic, Self, TypeVar, overload
 from .errors import SipParseError
 from .headers import (
     COMPACT_FORMS,
+    KNOWN_NAMES,
     LIST_HEADERS,
     STRICT_LIST_HEADERS,
     TOKEN_CHARS,
@@ -77,14 +78,21 @@ REASONS = {
 _SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
 # Index keys of the compact forms; any other name's key is its lower case (see _lookup_key).
 _COMPACT_KEYS = {short: full.lower() for short, full in COMPACT_FORMS.items()}
+# The keys of names as the parser and the accessors write them, found without lower().
+_NAME_KEYS = {name: name.lower() for name in KNOWN_NAMES} | {
+    short: full.lower() for short, full in COMPACT_FORMS.items()} | {
+    short.upper(): full.lower() for short, full in COMPACT_FORMS.items()}
 
 T = TypeVar("T")
 
 
 def _lookup_key(name: str) -> str:
     """The index key of a header name: `canonical_name(name).lower()`, in one dict lookup."""
-    key = name.lower()
-    return _COMPACT_KEYS.get(key, key)
+    key = _NAME_KEYS.get(name)
+    if key is None:
+        key = name.lower()
+        key = _COMPACT_KEYS.get(key, key)
+    return key
 
 
 class _cached(Generic[T]):
@@ -143,7 +151,8 @@ class Message:
         # Built once per message: every accessor below is then a dict lookup.
         index: dict[str, list[str]] = {}
         for h in self.headers:
-            index.setdefault(_lookup_key(h.name), []).append(h.value)
+            key = _NAME_KEYS.get(h.name) or _lookup_key(h.name)
+            index.setdefault(key, []).append(h.value)
         return {key: tuple(values) for key, values in index.items()}
 
     def header_values(self, name: str) -> tuple[str, ...]:
@@ -313,7 +322,7 @@ class Message:
         lines = [start]
         length = f"Content-Length: {len(self.body)}"
         for h in self.headers:
-            if _lookup_key(h.name) == "content-length":
+            if (_NAME_KEYS.get(h.name) or _lookup_key(h.name)) == "content-length":
                 if length:
                     lines.append(length)
                     length = ""
@@ -328,17 +337,27 @@ class Message:
         """A copy with these headers."""
         return replace(self, headers=tuple(headers))
 
-    def _derive(self, headers: Iterable[Header], changed: str) -> Self:
-        """A copy with these headers, which differ from ours in header `changed` only."""
+    def _derive(self, headers: Iterable[Header], changed: str,
+                values: Callable[[tuple[str, ...]], tuple[str, ...]]) -> Self:
+        """A copy with these headers, which differ from ours in header `changed` only.
+
+        `values` maps the old values of that header to the new ones, to update the index.
+        """
         # A shallow copy of the instance state (fields and cached values) rather than
         # dataclasses.replace: only the headers change, and they are already validated.
         msg = object.__new__(type(self))
         state = msg.__dict__
         state.update(self.__dict__)
         state["headers"] = tuple(headers)
-        state.pop("_index", None)
         for attr in _READERS.get(changed, ()):
             state.pop(attr, None)
+        index = state.pop("_index", None)
+        if index is not None:
+            index = dict(index)
+            new = values(index.pop(changed, ()))
+            if new:
+                index[changed] = new
+            state["_index"] = index
         return msg
 
     def with_body(self, body: bytes, content_type: str | None = None) -> Self:
@@ -351,7 +370,8 @@ class Message:
         key = _lookup_key(name)
         if key not in self._index:
             return self
-        return self._derive((h for h in self.headers if _lookup_key(h.name) != key), key)
+        return self._derive((h for h in self.headers if _lookup_key(h.name) != key), key,
+                            lambda old: ())
 
     def with_header(self, name: str, values: Sequence[str]) -> Self:
         """A copy where the header has exactly these values, at its first position (else last)."""
@@ -368,7 +388,7 @@ class Message:
             out.append(h)
         if not placed:
             out.extend(Header(full, v) for v in values)
-        return self._derive(out, key)
+        return self._derive(out, key, lambda old: tuple(values))
 
     def prepend_header(self, name: str, value: str) -> Self:
         """A copy with a value added before the header's first value (a new top Via...)."""
@@ -381,12 +401,13 @@ class Message:
                 break
         else:
             out.insert(0, new)
-        return self._derive(out, key)
+        return self._derive(out, key, lambda old: (value, *old))
 
     def append_header(self, name: str, value: str) -> Self:
         """A copy with a value added after all others."""
         new = Header(canonical_name(name), value)
-        return self._derive((*self.headers, new), _lookup_key(new.name))
+        return self._derive((*self.headers, new), _lookup_key(new.name),
+                            lambda old: (*old, value))
 
     def with_top_via(self, via: Via) -> Self:
         """A copy whose topmost Via is replaced (e.g. with received/rport filled in)."""
@@ -412,7 +433,8 @@ class Message:
                 else:
                     out[i] = Header(h.name, value)
                 break
-        return self._derive(out, key)
+        first = () if value is None else (value,)
+        return self._derive(out, key, lambda old: (*first, *old[1:]) if old else old)
 
 
 @dataclass(frozen=True)
@@ -701,7 +723,7 @@ def make_response(request: Request, code: int, reason: str | None = None, *,
     """A response to `request`: Via, From, To (+tag), Call-ID, CSeq copied (RFC 3261 §8.2.6)."""
     copied: list[Header] = []
     for h in request.headers:
-        key = _lookup_key(h.name)
+        key = _NAME_KEYS.get(h.name) or _lookup_key(h.name)
         if key in ("via", "from", "call-id", "cseq") or (key == "timestamp" and code == 100):
             copied.append(h)
         elif key == "to":
