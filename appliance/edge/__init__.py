@@ -16,7 +16,7 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..db import Database
 from ..sip import (
@@ -208,7 +208,8 @@ class Edge:
         if via is None or source.transport == "TCP":
             dest = source
         else:
-            dest = replace(response_destination(received_via(via, source)), transport="UDP")
+            routed = response_destination(received_via(via, source))
+            dest = Source("UDP", routed.host, routed.port)
         self.transports.send(resp, dest)
 
     def _from_outside(self, req: Request, source: Source) -> None:

@@ -73,11 +73,18 @@ class LocationTable:
         # (host, port, user) of each contact URI -> (username, contact): the engine dials
         # contacts, and the proxy must find the binding (its NAT address) without a scan.
         self._by_contact: dict[tuple[str, int, str], tuple[str, str]] = {}
+        # (username, contact) -> its index key: a refresh (every REGISTER) need not parse
+        # the contact URI again.
+        self._keys: dict[tuple[str, str], tuple[str, int, str] | None] = {}
 
     def _index(self, binding: Binding) -> None:
-        key = _uri_key(binding.contact)
+        ident = (binding.username, binding.contact)
+        if ident in self._keys:
+            key = self._keys[ident]
+        else:
+            key = self._keys[ident] = _uri_key(binding.contact)
         if key is not None:
-            self._by_contact[key] = (binding.username, binding.contact)
+            self._by_contact[key] = ident
 
     def bindings(self, username: str) -> list[Binding]:
         """Live bindings of a device (expired ones are dropped on the way)."""
@@ -115,7 +122,7 @@ class LocationTable:
         """Drop a binding (un-REGISTER or expiry)."""
         current = self._by_user.get(binding.username, {})
         if current.pop(binding.contact, None) is not None:
-            key_uri = _uri_key(binding.contact)
+            key_uri = self._keys.pop((binding.username, binding.contact), None)
             if key_uri is not None:
                 self._by_contact.pop(key_uri, None)
             key = (binding.device_id, binding.contact)
