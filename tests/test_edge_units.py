@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from appliance.edge.proxy import (
     response_destination,
 )
 from appliance.edge.registrar import Authenticator, Device, Devices, Registrar
-from appliance.edge.transport import Source
+from appliance.edge.transport import Source, _UdpSocket
 from appliance.sip import (
     NonceManager,
     Request,
@@ -311,3 +313,41 @@ def test_reload_drops_registrations_with_old_credentials(tmp_path: Path) -> None
         db.write(lambda c: c.execute("DELETE FROM devices WHERE id = 2"))
         edge.reload()
         assert edge.contacts_for("102") == []
+
+
+class _FullSocket:
+    """A UDP socket whose send buffer is full until told otherwise."""
+
+    def __init__(self) -> None:
+        self.real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.full = True
+        self.sent: list[bytes] = []
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.full:
+            raise BlockingIOError
+        if data == b"unreachable":
+            raise OSError("Network is unreachable")
+        self.sent.append(data)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+async def test_udp_sends_wait_while_the_buffer_is_full() -> None:
+    sock = _FullSocket()
+    sender = _UdpSocket(sock, asyncio.get_running_loop())  # type: ignore[arg-type]
+    for data in (b"one", b"unreachable", b"two"):
+        sender.sendto(data, ("192.0.2.1", 5060))
+    assert sock.sent == [] and len(sender.queue) == 3
+    sock.full = False
+    await asyncio.sleep(0.05)  # the socket is writable: the queue drains, in order
+    assert sock.sent == [b"one", b"two"] and not sender.queue
+    sender.sendto(b"three", ("192.0.2.1", 5060))  # sent at once again
+    assert sock.sent[-1] == b"three"
+    sender.close()
+    sender.sendto(b"late", ("192.0.2.1", 5060))
+    assert sock.sent[-1] == b"three"
