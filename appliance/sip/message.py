@@ -127,6 +127,7 @@ class _cached(Generic[T]):
 
 # The cached accessors that read each header (by index key): a copy that changes one header
 # keeps every other parsed value instead of parsing it again (the edge edits each request).
+# Every cached accessor but _index must be listed here (a test checks).
 _READERS = {
     "via": ("vias",), "from": ("from_",), "to": ("to",), "call-id": ("call_id",),
     "cseq": ("cseq",), "contact": ("contact_is_star", "contacts"),
