@@ -506,6 +506,7 @@ def parse_via(value: str) -> Via:
 
 def _via(name: str, version: str, transport: str, host: str, port: int | None,
          params: Params) -> Via:
+    """The Via of parsed parts, once its received and rport parameters are checked."""
     found, received = find_param(params, "received")
     if found and (not received or not _RECEIVED_CHARS.issuperset(received)):
         raise SipParseError("Bad Via received")
