@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from . import calllog, directory, extensions
+from . import calllog, directory, extensions, sounds
 from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
 from .edge import Edge, EdgeConfig
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
-from .engine import Engine, EngineConfig
+from .engine import Engine, EngineConfig, EngineError
 from .service import Notifier
 from .settings import Settings
 from .switchboard import Switchboard
@@ -110,6 +110,7 @@ class Box:
         self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,
                                        data_dir=s.data_dir)
         self.on_shutdown(self.switchboard.attach())
+        await self._load_music()
 
         self._control_routes()
         await self.control.start()
@@ -121,6 +122,17 @@ class Box:
         self.notifier.start_watchdog(self.healthy)
         log.info("box ready: SIP edge on %s:%d, engine on 127.0.0.1:%d, control %s",
                  s.sip_bind, s.sip_port, s.engine_sip_port, s.control_socket)
+
+    async def _load_music(self) -> None:
+        """Give the engine the music on hold (a missing or unplayable file is not fatal)."""
+        assert self.db is not None and self.engine is not None
+        db, data_dir = self.db, self.settings.data_dir
+        path = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sounds.music_on_hold(db, data_dir))
+        try:
+            await self.engine.set_music(str(path))
+        except EngineError as exc:
+            log.error("no music on hold: %s", exc)
 
     def _directory(self) -> directory.DirectorySnapshot:
         assert self.db is not None and self.edge is not None
@@ -149,6 +161,7 @@ class Box:
         # Swapping the snapshots only affects calls and requests from now on.
         self.switchboard.directory = new_directory
         self.edge.reload(devices)
+        await self._load_music()
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
         log.info("configuration reloaded (%d)", self.reloads)
@@ -194,6 +207,7 @@ class Box:
             out.append({
                 "leg": leg.leg_id, "direction": leg.direction.value, "state": leg.state.value,
                 "remote": leg.remote_uri, "codec": leg.codec, "seconds": leg.duration_s,
+                "held": leg.held,
                 "media": None if m is None or m.slot < 0 else {
                     "slot": m.slot, "listeners": list(m.listeners),
                     "rx_packets": m.rx_packets, "tx_packets": m.tx_packets,

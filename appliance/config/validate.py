@@ -197,6 +197,7 @@ def _references(cfg: BoxConfig, idx: _Index) -> None:
             dest(to, f"voice_menus[{i}].keys[{digit!r}]")
         dest(m.default, f"voice_menus[{i}].default")
     _menu_parents(cfg, idx)
+    need("prompt", cfg.box.music_on_hold, "box.music_on_hold")
     for i, q in enumerate(cfg.queues):
         _members(q.agents, f"queues[{i}].agents", idx)
         need("prompt", q.music_on_hold, f"queues[{i}].music_on_hold")

@@ -113,6 +113,14 @@ class Engine:
         """Connect two legs' audio (and record both into record_to, if given)."""
         await self.run("bridge", a, b, record_to)
 
+    async def play(self, leg: str, source: str) -> None:
+        """Let a leg hear "music" (on hold) or "ringback" instead of a peer."""
+        await self.run("play", leg, source)
+
+    async def set_music(self, path: str) -> None:
+        """Use this WAV file as the music on hold."""
+        await self.run("set_music", path)
+
     async def legs(self) -> list[LegInfo]:
         """Snapshots of all live legs."""
         return list(await self.run("legs"))

@@ -41,6 +41,7 @@ class LegInfo:
     sip_code: int = 0
     reason: str = ""
     media_active: bool = False
+    held: bool = False  # the far end has put this leg on hold
     codec: str = ""
     duration_s: float = 0.0
     # Which side ended the call, once it is DISCONNECTED: "local" or "remote".

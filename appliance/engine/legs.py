@@ -76,6 +76,8 @@ class Leg(pj.Call):
             self._connected_at = time.monotonic()
         index = self._audio_index(ci)
         media_active = index >= 0
+        held = any(m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+                   for m in ci.media)
         codec = self._codec_name(index) if media_active else ""
         duration = time.monotonic() - self._connected_at if self._connected_at else 0.0
         return LegInfo(
@@ -88,6 +90,7 @@ class Leg(pj.Call):
             sip_code=int(ci.lastStatusCode),
             reason=ci.lastReason,
             media_active=media_active,
+            held=held,
             codec=codec,
             duration_s=round(duration, 3),
             hangup_side=("local" if self.local_hangup else "remote")
@@ -111,13 +114,21 @@ class Leg(pj.Call):
                 return index
         return -1
 
-    def active_audio(self) -> Any | None:
-        """The leg's active AudioMedia, or None while it has none (held, early)."""
+    def audio_port(self) -> tuple[Any | None, bool]:
+        """The leg's AudioMedia (None before media is up) and whether the far end holds it."""
         try:
-            index = self._audio_index(self.getInfo())
-            return None if index < 0 else self.getAudioMedia(index)
+            ci = self.getInfo()
+            for index in range(len(ci.media)):
+                media = ci.media[index]
+                if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                    continue
+                if media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    return self.getAudioMedia(index), False
+                if media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD:
+                    return self.getAudioMedia(index), True
+            return None, False
         except pj.Error:
-            return None
+            return None, False
 
     def media_stats(self) -> MediaStats:
         """RTP counters and bridge listeners of the leg's active audio."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from .bridges import MUSIC, RINGBACK, Bridges
 from .config import EngineConfig, EngineError
 from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
 from .legs import Leg, request_user_of
@@ -52,10 +53,7 @@ class Owner(threading.Thread):
         self._account: _Account | None = None
         self._legs: dict[str, Leg] = {}
         self._finished: list[str] = []
-        self._bridges: dict[str, str] = {}
-        # Call recordings, by the leg that owns them; each bridged peer maps to the owner.
-        self._recorders: dict[str, Any] = {}
-        self._recorded_by: dict[str, str] = {}
+        self.bridges = Bridges(self._legs)
         self.last_poll = time.monotonic()
 
     # --- called from other threads -------------------------------------------------
@@ -223,21 +221,17 @@ class Owner(threading.Thread):
             # Freed by the loop after this callback returns: deleting a Call
             # inside its own callback frees the object under its own feet.
             self._finished.append(leg.leg_id)
-            peer = self._bridges.pop(leg.leg_id, None)
-            if peer is not None:
-                self._bridges.pop(peer, None)
+            self.bridges.gone(leg.leg_id)
         self.emit(LegEvent(info))
 
     def on_leg_media(self, leg: Leg, info: LegInfo) -> None:
-        """Media of a leg changed: (re)connect it to its bridge peer."""
-        peer_id = self._bridges.get(leg.leg_id)
-        if peer_id is not None and peer_id in self._legs:
-            self._connect(leg, self._legs[peer_id])
+        """Media of a leg changed (up, restarted, held, resumed): rewire the bridge."""
+        self.bridges.media_changed(leg)
         self.emit(LegEvent(info, media_changed=True))
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         """A digit arrived on a leg: pass it to the bridged peer (RFC 4733), and report it."""
-        peer_id = self._bridges.get(leg.leg_id)
+        peer_id = self.bridges.peer(leg.leg_id)
         peer = self._legs.get(peer_id) if peer_id is not None else None
         if peer is not None:
             try:
@@ -249,12 +243,7 @@ class Owner(threading.Thread):
     def _release_finished(self) -> None:
         while self._finished:
             leg_id = self._finished.pop()
-            owner = self._recorded_by.pop(leg_id, None)
-            if owner is not None:
-                # Dropping the recorder closes the WAV file (its header gets the length).
-                self._recorders.pop(owner, None)
-                for other in [k for k, v in self._recorded_by.items() if v == owner]:
-                    del self._recorded_by[other]
+            self.bridges.release(leg_id)
             self._legs.pop(leg_id, None)
 
     # --- commands (run via submit) ---------------------------------------------------
@@ -304,35 +293,22 @@ class Owner(threading.Thread):
         return leg.leg_id
 
     def bridge(self, a_id: str, b_id: str, record_to: str | None = None) -> None:
-        """Connect two legs' audio both ways, now and after any re-INVITE.
+        """Connect two legs' audio both ways, now and after any re-INVITE or hold.
 
         With record_to, both parties are mixed into that WAV file until either leg ends.
         """
-        a, b = self.leg(a_id), self.leg(b_id)
-        self._bridges[a_id] = b_id
-        self._bridges[b_id] = a_id
-        if record_to:
-            recorder = pj.AudioMediaRecorder()
-            try:
-                recorder.createRecorder(record_to)
-            except pj.Error as exc:
-                raise EngineError(f"cannot record to {record_to}: {exc.info()}") from None
-            self._recorders[a_id] = recorder
-            self._recorded_by[a_id] = a_id
-            self._recorded_by[b_id] = a_id
-        self._connect(a, b)
+        self.bridges.pair(self.leg(a_id), self.leg(b_id), record_to)
 
-    def _connect(self, a: Leg, b: Leg) -> None:
-        am, bm = a.active_audio(), b.active_audio()
-        if am is None or bm is None:
-            return  # connected later from on_leg_media
-        am.startTransmit(bm)
-        bm.startTransmit(am)
-        owner = self._recorded_by.get(a.leg_id)
-        recorder = self._recorders.get(owner) if owner is not None else None
-        if recorder is not None:
-            am.startTransmit(recorder)
-            bm.startTransmit(recorder)
+    def play(self, leg_id: str, source: str) -> None:
+        """Let a leg hear music on hold ("music") or the ringback tone ("ringback")."""
+        sources = {"music": MUSIC, "ringback": RINGBACK}
+        if source not in sources:
+            raise EngineError(f"unknown source {source!r}")
+        self.bridges.play(self.leg(leg_id), sources[source])
+
+    def set_music(self, path: str) -> None:
+        """Use this WAV file as the music on hold."""
+        self.bridges.set_music(path)
 
     def hangup_all(self) -> int:
         """Hang up every leg; returns how many were live."""
@@ -365,9 +341,7 @@ class Owner(threading.Thread):
                 if fut.set_running_or_notify_cancel():
                     fut.set_exception(EngineError("the engine stopped"))
             self._legs.clear()
-            self._bridges.clear()
-            self._recorders.clear()
-            self._recorded_by.clear()
+            self.bridges.clear()
             gc.collect()
             if self._account is not None:
                 self._account.shutdown()

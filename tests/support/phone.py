@@ -148,6 +148,14 @@ class Phone:
         elif name == "dtmf":
             self.calls[int(cmd["id"])].dialDtmf(str(cmd["digits"]))
             emit({"reply": "dtmf", "id": cmd["id"]})
+        elif name == "hold":
+            self.calls[int(cmd["id"])].setHold(pj.CallOpParam(True))
+            emit({"reply": "hold", "id": cmd["id"]})
+        elif name == "unhold":
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            self.calls[int(cmd["id"])].reinvite(prm)
+            emit({"reply": "unhold", "id": cmd["id"]})
         elif name == "stats":
             emit({"reply": "stats", "calls": {
                 str(cid): c.media_stats() for cid, c in self.calls.items()}})

@@ -93,3 +93,46 @@ def write_wav(path: Path, freq: float, seconds: float, rate: int = 8000,
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(samples.tobytes())
+
+
+def timeline(samples: list[float], rate: int, labels: dict[float, str],
+             frame_s: float = 0.1, share: float = 0.6) -> list[tuple[str, float]]:
+    """What was heard over time: runs of (label, seconds), frame by frame.
+
+    A frame is labelled by its dominant candidate frequency when that holds at
+    least `share` of the frame's energy; quiet or mixed frames are "-".
+    """
+    size = int(rate * frame_s)
+    runs: list[tuple[str, float]] = []
+    for start in range(0, len(samples) - size + 1, size):
+        frame = samples[start:start + size]
+        energy = sum(x * x for x in frame) / size
+        label = "-"
+        if energy > 1e-5:
+            freq, part = dominant(frame, rate, list(labels))
+            if part >= share:
+                label = labels[freq]
+        if runs and runs[-1][0] == label:
+            runs[-1] = (label, round(runs[-1][1] + frame_s, 3))
+        else:
+            runs.append((label, frame_s))
+    return runs
+
+
+def heard_in_order(runs: list[tuple[str, float]], expected: list[str],
+                   min_s: float = 0.5) -> bool:
+    """True if the labels in `expected` each last at least min_s, in that order.
+
+    Gaps of up to 0.3 s inside a label (a note change, a re-INVITE) do not split it.
+    """
+    merged: list[tuple[str, float]] = []
+    for label, seconds in runs:
+        if label == "-" and seconds <= 0.3:
+            continue
+        if merged and merged[-1][0] == label:
+            merged[-1] = (label, merged[-1][1] + seconds)
+        else:
+            merged.append((label, seconds))
+    long = [label for label, seconds in merged if seconds >= min_s and label != "-"]
+    it = iter(long)
+    return all(any(label == want for label in it) for want in expected)
