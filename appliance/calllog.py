@@ -88,7 +88,8 @@ class DbCallLog:
             {
                 "position": pos,
                 "party_kind": "sip_uri",
-                "extension": call.dialled,
+                "extension": call.answered_extension
+                if call.answered_extension and uri == call.answered_contact else call.dialled,
                 "target": uri,
                 "rang_at": _ts(call.started_at),
                 "answered_at": answered_at if uri == call.answered_contact else None,

@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import features
 from .engine import Engine, EngineError, EngineEvent, LegEvent, LegInfo, LegState
+from .features import Feature, FeatureCall
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,14 @@ class Directory(Protocol):
         """Whether calls to user are recorded."""
         ...
 
+    def owner_of(self, device: str) -> str | None:
+        """The extension a device (SIP username) belongs to."""
+        ...
+
+    def same_group(self, a: str, b: str) -> bool:
+        """Whether two extensions share a pickup group."""
+        ...
+
 
 @dataclass
 class CallRecord:
@@ -66,6 +76,7 @@ class CallRecord:
     sip_code: int = 0
     answered_leg: str | None = None
     answered_contact: str = ""
+    answered_extension: str = ""  # set when someone else's phone picked the call up
     ringing: dict[str, str] = field(default_factory=dict)  # leg id -> contact uri
     rang: list[str] = field(default_factory=list)  # every contact dialled, in order
     recording: str | None = None  # path relative to the data directory, once answered
@@ -164,6 +175,10 @@ class Switchboard:
         if not self.accepting:
             await self._safe_hangup(leg.leg_id, 503, "Shutting down")
             return
+        feature = features.parse(leg.request_user)
+        if feature is not None:
+            await self._pickup(leg, feature)
+            return
         call = CallRecord(
             call_id=str(uuid.uuid4()),
             inbound_leg=leg.leg_id,
@@ -201,6 +216,46 @@ class Switchboard:
             return
         call.timer = asyncio.get_running_loop().call_later(
             self.ring_timeout_s, lambda: self._spawn(self._no_answer(call)))
+
+    def _ringing_call(self, picker: str, feature: FeatureCall) -> CallRecord | None:
+        """The oldest unanswered call this pickup may take."""
+        candidates = [
+            call for call in self._calls.values()
+            if call.answered_leg is None and call.disposition is None and call.ringing
+            and (call.dialled == feature.target if feature.feature is Feature.DIRECTED_PICKUP
+                 else self.directory.same_group(picker, call.dialled))]
+        return min(candidates, key=lambda c: c.started_at, default=None)
+
+    async def _pickup(self, leg: LegInfo, feature: FeatureCall) -> None:
+        """Answer a call ringing elsewhere on the phone that dialled the pickup code."""
+        picker = self.directory.owner_of(leg.headers.get("x-pbx-device", ""))
+        if picker is None:
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id, 403, "Pickup is for desk phones")
+            return
+        call = self._ringing_call(picker, feature)
+        if call is None:
+            log.info("pickup by %s (%s): nothing ringing", picker, feature.feature.value)
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id, 404, "Nothing to pick up")
+            return
+        log.info("call %s to %s picked up by %s", call.call_id, call.dialled, picker)
+        self._by_leg[leg.leg_id] = call.call_id
+        call.answered_leg = leg.leg_id
+        call.answered_at = self._now()
+        call.answered_contact = leg.remote_uri
+        call.answered_extension = picker
+        call.rang.append(leg.remote_uri)
+        if call.timer:
+            call.timer.cancel()
+        ringing = list(call.ringing)
+        call.ringing.clear()
+        for out in ringing:
+            await self._safe_hangup(out)
+        await self._safe(self.engine.answer(leg.leg_id, 200))
+        await self._safe(self.engine.answer(call.inbound_leg, 200))
+        await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id,
+                                            self._recording_path(call)))
 
     def _recording_path(self, call: CallRecord) -> str | None:
         """Where this call is recorded (both parties mixed), or None."""
@@ -247,6 +302,11 @@ class Switchboard:
             await self._safe(self.engine.answer(call.inbound_leg, 200))
             record_to = self._recording_path(call)
             await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id, record_to))
+            return
+        if leg.state is LegState.CONFIRMED and leg.leg_id != call.answered_leg:
+            # Answered in the same instant as another phone or a pickup: too late.
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id)
             return
         if leg.state is not LegState.DISCONNECTED:
             return

@@ -1,7 +1,8 @@
-"""Desk-phone features through the box with real pjsua2 phones: hold with music."""
+"""Desk-phone features through the box with real pjsua2 phones: hold, pickup, transfer."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,19 +12,40 @@ import pytest
 from appliance import sounds
 from appliance.control import call as control
 from appliance.settings import Settings
-from tests.support.harness import EngineProcess
+from tests.support.harness import EngineProcess, PhoneProcess
 from tests.support.tones import heard_in_order, read_wav, timeline
-from tests.test_edge_calls import OFFICE, desk_phone, registered
+from tests.test_edge_calls import desk_phone, registered
 
 pytestmark = pytest.mark.timeout(180)
 
-ALICE_HZ, BOB_HZ = 700.0, 1400.0
-LABELS = {ALICE_HZ: "alice", BOB_HZ: "bob", **{f: "music" for f in sounds.MELODY_HZ}}
+ALICE_HZ, BOB_HZ, CAROL_HZ, DAVE_HZ = 700.0, 1400.0, 1000.0, 1800.0
+LABELS = {ALICE_HZ: "alice", BOB_HZ: "bob", CAROL_HZ: "carol", DAVE_HZ: "dave",
+          **{f: "music" for f in sounds.MELODY_HZ}}
+PASSWORDS = {"101": "Kx7-desk-alpha", "102": "Kx7-desk-bravo", "103": "Kx7-desk-carol",
+             "104": "Kx7-desk-delta"}
+
+# Bob and Carol share a department (a pickup group); Alice and Dave are in none.
+OFFICE = """\
+version: 1
+employees:
+  - {extension: "101", name: Алиса, devices: [{username: "101", password: "Kx7-desk-alpha"}]}
+  - {extension: "102", name: Борис, devices: [{username: "102", password: "Kx7-desk-bravo"}]}
+  - {extension: "103", name: Клара, devices: [{username: "103", password: "Kx7-desk-carol"}]}
+  - {extension: "104", name: Денис, devices: [{username: "104", password: "Kx7-desk-delta"}]}
+departments:
+  - {key: sales, name: Продажи, members: ["102", "103"]}
+"""
 
 
 @pytest.fixture
 def box(start_box: Callable[..., EngineProcess]) -> EngineProcess:
     return start_box(OFFICE)
+
+
+def phone(settings: Settings, ext: str, tone: float, *extra: str) -> PhoneProcess:
+    p = desk_phone(settings, ext, PASSWORDS[ext], "--tone", str(int(tone)), *extra)
+    p.wait(registered(p))
+    return p
 
 
 def legs_held(settings: Settings) -> list[bool]:
@@ -78,3 +100,72 @@ def test_default_music_is_written_once(tmp_path: Path) -> None:
     runs = timeline(samples, rate, {f: str(f) for f in sounds.MELODY_HZ})
     notes = [label for label, seconds in runs if seconds >= 0.3 and label != "-"]
     assert notes[:len(sounds.MELODY_HZ)] == [str(f) for f in sounds.MELODY_HZ]
+
+
+def uri(settings: Settings, user: str) -> str:
+    return f"sip:{user}@127.0.0.1:{settings.sip_port}"
+
+
+def confirmed(cid: int | None = None) -> Callable[[dict], bool]:  # type: ignore[type-arg]
+    return lambda e: e.get("state") == "CONFIRMED" and (cid is None or e.get("id") == cid)
+
+
+def ended(e: dict) -> bool:  # type: ignore[type-arg]
+    return e.get("state") == "DISCONNECTED"
+
+
+@pytest.mark.parametrize("code", ["*8", "**102"])
+def test_pickup_answers_a_call_ringing_elsewhere(
+        box: EngineProcess, settings: Settings, tmp_path: Path, code: str) -> None:
+    """Alice calls Bob, who does not answer; Carol (same group) or Dave (directed) picks up."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    picker_ext, picker_hz = ("103", CAROL_HZ) if code == "*8" else ("104", DAVE_HZ)
+    alice = phone(settings, "101", ALICE_HZ, "--record-dir", str(rec))
+    bob = phone(settings, "102", BOB_HZ, "--answer-code", "180")
+    picker = phone(settings, picker_ext, picker_hz, "--record-dir", str(rec))
+    try:
+        cid = alice.call(uri(settings, "102"), record=True)
+        bob.wait(lambda e: e.get("event") == "incoming")
+        pid = picker.call(uri(settings, code), record=True)
+        picker.wait(confirmed(pid))
+        alice.wait(confirmed(cid))
+        bob.wait(ended)  # its ringing was cancelled
+        time.sleep(1.5)  # talk
+        alice.send(cmd="hangup", id=cid)
+        picker.wait(ended)
+    finally:
+        for p in (alice, bob, picker):
+            p.close()
+    for port, want in ((alice.port, "carol" if code == "*8" else "dave"), (picker.port, "alice")):
+        [wav] = list(rec.glob(f"{port}-*.wav"))
+        samples, rate = read_wav(wav)
+        runs = timeline(samples, rate, LABELS)
+        assert heard_in_order(runs, [want], min_s=0.8), (wav.name, runs)
+    db = sqlite3.connect(settings.db_path)
+    record = db.execute("SELECT disposition, dialled, answered_by FROM call_records"
+                        " WHERE dialled = '102'").fetchone()
+    assert record[:2] == ("answered", "102") and picker_ext in record[2]
+    legs = db.execute("SELECT l.extension, l.disposition FROM call_legs l JOIN call_records r"
+                      " ON r.id = l.call_id WHERE r.dialled = '102' ORDER BY position").fetchall()
+    assert legs == [("102", "cancelled"), (picker_ext, "answered")]
+
+
+def test_group_pickup_only_takes_calls_of_the_pickers_group(
+        box: EngineProcess, settings: Settings) -> None:
+    """Dave is in no department: *8 finds nothing while Bob rings; Bob's call goes on ringing."""
+    alice = phone(settings, "101", ALICE_HZ)
+    bob = phone(settings, "102", BOB_HZ, "--answer-code", "180")
+    dave = phone(settings, "104", DAVE_HZ)
+    try:
+        cid = alice.call(uri(settings, "102"))
+        bob.wait(lambda e: e.get("event") == "incoming")
+        did = dave.call(uri(settings, "*8"))
+        refused = dave.wait(lambda e: e.get("id") == did and ended(e))
+        assert refused["code"] == 404
+        assert alice.states()[str(cid)] == "EARLY"
+        alice.send(cmd="hangup", id=cid)
+        bob.wait(ended)
+    finally:
+        for p in (alice, bob, dave):
+            p.close()

@@ -34,6 +34,22 @@ _STATES = {
 _REQUEST_LINE = re.compile(r"^[A-Z]+\s+(?:sips?|tel):(?:([^@;>\s]+)@)?", re.ASCII)
 
 
+# Headers of an inbound INVITE the switchboard acts on (the X-PBX ones only the edge sets).
+KEPT_HEADERS = ("x-pbx-device", "x-pbx-hairpin", "referred-by")
+
+
+def headers_of(message: str, names: tuple[str, ...] = KEPT_HEADERS) -> dict[str, str]:
+    """The first value of each wanted header (lower-case names) in a SIP message's head."""
+    found: dict[str, str] = {}
+    head = message.split("\r\n\r\n", 1)[0]
+    for line in head.split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        key = name.strip().lower()
+        if sep and key in names and key not in found:
+            found[key] = value.strip()
+    return found
+
+
 def request_user_of(message: str) -> str:
     """The user part of a SIP request's Request-URI ('' when there is none)."""
     match = _REQUEST_LINE.match(message)
@@ -52,12 +68,14 @@ class Leg(pj.Call):
         outbound: bool,
         request_user: str = "",
         leg_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(account, call_id)
         self._owner = owner
         self.leg_id = leg_id or owner.new_leg_id()
         self.direction = Direction.OUTBOUND if outbound else Direction.INBOUND
         self.request_user = request_user
+        self.headers = headers or {}
         self.hanging_up = False
         self.local_hangup = False
         self._connected_at: float | None = None
@@ -93,6 +111,7 @@ class Leg(pj.Call):
             held=held,
             codec=codec,
             duration_s=round(duration, 3),
+            headers=self.headers,
             hangup_side=("local" if self.local_hangup else "remote")
             if state is LegState.DISCONNECTED
             else "",

@@ -25,7 +25,7 @@ import pjsua2 as pj
 from .bridges import MUSIC, RINGBACK, Bridges
 from .config import EngineConfig, EngineError
 from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
-from .legs import Leg, request_user_of
+from .legs import Leg, headers_of, request_user_of
 from .quiet import stdout_silenced
 
 log = logging.getLogger(__name__)
@@ -385,8 +385,9 @@ class _Account(pj.Account):
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         try:
             owner = self._owner
+            message = prm.rdata.wholeMsg
             leg = Leg(owner, self, prm.callId, outbound=False,
-                      request_user=request_user_of(prm.rdata.wholeMsg))
+                      request_user=request_user_of(message), headers=headers_of(message))
             owner.adopt(leg)
             info = leg.snapshot()
             owner.emit(LegEvent(info))
