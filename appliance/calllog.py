@@ -82,7 +82,9 @@ class DbCallLog:
             "hangup_side": call.hangup_side or "system",
             "sip_cause": call.sip_code if 100 <= call.sip_code <= 699 else None,
             "answered_by": call.answered_leg and call.answered_contact,
-            "route": json.dumps({"dialled": call.dialled, "rang": call.rang}),
+            "route": json.dumps({"dialled": call.dialled, "rang": call.rang,
+                                 **({"transferred_to": call.transferred_to}
+                                    if call.transferred_to else {})}),
         }
         legs = [
             {

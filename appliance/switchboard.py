@@ -21,8 +21,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import features
-from .engine import Engine, EngineError, EngineEvent, LegEvent, LegInfo, LegState
+from .engine import (
+    Engine,
+    EngineError,
+    EngineEvent,
+    LegEvent,
+    LegInfo,
+    LegState,
+    ReplacedEvent,
+    TransferEvent,
+)
 from .features import Feature, FeatureCall
+from .transfers import Bridge, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +87,7 @@ class CallRecord:
     answered_leg: str | None = None
     answered_contact: str = ""
     answered_extension: str = ""  # set when someone else's phone picked the call up
+    transferred_to: str = ""  # the Refer-To target, when a party transferred the call away
     ringing: dict[str, str] = field(default_factory=dict)  # leg id -> contact uri
     rang: list[str] = field(default_factory=list)  # every contact dialled, in order
     recording: str | None = None  # path relative to the data directory, once answered
@@ -132,6 +143,7 @@ class Switchboard:
         self._now = now or (lambda: datetime.now(UTC))
         self._calls: dict[str, CallRecord] = {}
         self._by_leg: dict[str, str] = {}
+        self._transfers: dict[str, Transfer] = {}  # by each of its three legs
         self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self) -> Callable[[], None]:
@@ -149,9 +161,19 @@ class Switchboard:
 
     def on_event(self, event: EngineEvent) -> None:
         """Engine event entry point (runs on the event loop)."""
+        if isinstance(event, TransferEvent):
+            self._transfer_started(event)
+            return
+        if isinstance(event, ReplacedEvent):
+            self._replaced(event)
+            return
         if not isinstance(event, LegEvent) or event.media_changed:
             return
         leg = event.leg
+        transfer = self._transfers.get(leg.leg_id)
+        if transfer is not None:
+            self._transfer_changed(transfer, leg)
+            return
         call_id = self._by_leg.get(leg.leg_id)
         log.debug("leg %s %s (code %s) -> call %s", leg.leg_id, leg.state.value,
                   leg.sip_code, call_id)
@@ -179,10 +201,15 @@ class Switchboard:
         if feature is not None:
             await self._pickup(leg, feature)
             return
+        caller = leg.remote_uri
+        if "x-pbx-hairpin" in leg.headers:
+            # A transfer's new leg, back from the edge: the caller is the transferee.
+            caller = next((t.caller for t in self._transfers.values()
+                           if t.target_call_id == leg.sip_call_id and t.caller), caller)
         call = CallRecord(
             call_id=str(uuid.uuid4()),
             inbound_leg=leg.leg_id,
-            caller=leg.remote_uri,
+            caller=caller,
             dialled=leg.request_user,
             started_at=self._now(),
         )
@@ -342,6 +369,54 @@ class Switchboard:
             call.timer.cancel()
         call.ended_at = self._now()
         self.calllog.finished(call)
+
+    # --- transfers ------------------------------------------------------------------
+    def _transfer_started(self, event: TransferEvent) -> None:
+        """A party of an answered call sent REFER: its call record ends, the transfer starts."""
+        call = self._calls.get(self._by_leg.get(event.transferor) or "")
+        if call is None or call.answered_leg is None:
+            log.warning("transfer from leg %s outside an answered call", event.transferor)
+            self._spawn(self._safe_hangup(event.new_leg))
+            return
+        by_callee = event.transferor == call.answered_leg
+        transferee = call.inbound_leg if by_callee else call.answered_leg
+        transfer = Transfer(
+            transferee=transferee, transferor=event.transferor, target_leg=event.new_leg,
+            target=event.target,
+            caller=call.caller if by_callee else call.answered_contact)
+        call.disposition = Disposition.ANSWERED
+        call.hangup_side = "callee" if by_callee else "caller"
+        call.sip_code = 200
+        call.transferred_to = event.target
+        self._finish(call)
+        for leg_id in transfer.legs():
+            self._transfers[leg_id] = transfer
+        log.info("call %s: %s transfers %s to %s", call.call_id, event.transferor,
+                 transferee, event.target)
+        self._spawn(self._safe(self.engine.play(transferee, "ringback")))
+
+    def _transfer_changed(self, transfer: Transfer, leg: LegInfo) -> None:
+        if leg.leg_id == transfer.target_leg and leg.sip_call_id:
+            transfer.target_call_id = leg.sip_call_id
+        actions = transfer.step(leg.leg_id, leg.state)
+        if leg.state is LegState.DISCONNECTED:
+            self._transfers.pop(leg.leg_id, None)
+        for action in actions:
+            if isinstance(action, Bridge):
+                self._spawn(self._safe(self.engine.bridge(action.a, action.b)))
+            else:
+                self._spawn(self._safe_hangup(action.leg))
+
+    def _replaced(self, event: ReplacedEvent) -> None:
+        """An attended transfer's INVITE with Replaces took over a leg of a call."""
+        call = self._calls.get(self._by_leg.pop(event.old_leg, "") or "")
+        if call is None:
+            return
+        if call.inbound_leg == event.old_leg:
+            call.inbound_leg = event.new_leg
+        elif call.answered_leg == event.old_leg:
+            call.answered_leg = event.new_leg
+        self._by_leg[event.new_leg] = call.call_id
 
     async def shutdown(self) -> None:
         """Stop taking calls, hang up every call and complete its record."""

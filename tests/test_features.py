@@ -169,3 +169,108 @@ def test_group_pickup_only_takes_calls_of_the_pickers_group(
     finally:
         for p in (alice, bob, dave):
             p.close()
+
+
+def heard(rec: Path, port: int, expected: list[str], min_s: float = 0.8) -> None:
+    [wav] = list(rec.glob(f"{port}-*.wav"))
+    samples, rate = read_wav(wav)
+    runs = timeline(samples, rate, LABELS)
+    assert heard_in_order(runs, expected, min_s=min_s), (wav.name, runs)
+
+
+def records(settings: Settings) -> list[tuple[str, str, str, str]]:
+    db = sqlite3.connect(settings.db_path)
+    return db.execute("SELECT dialled, disposition, caller, route FROM call_records"
+                      " WHERE ended_at IS NOT NULL ORDER BY id").fetchall()
+
+
+def test_blind_transfer_connects_the_caller_to_the_target(
+        box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
+    """Bob answers Alice and transfers her to Carol (REFER); Bob's phone is released."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    alice = phone(settings, "101", ALICE_HZ, "--record-dir", str(rec))
+    bob = phone(settings, "102", BOB_HZ)
+    carol = phone(settings, "103", CAROL_HZ, "--record-dir", str(rec))
+    try:
+        cid = alice.call(uri(settings, "102"), record=True)
+        alice.wait(confirmed(cid))
+        bob_call = bob.wait(confirmed())["id"]
+        time.sleep(1.0)  # Alice talks to Bob
+        bob.send(cmd="xfer", id=bob_call, uri=uri(settings, "103"))
+        carol.wait(confirmed())
+        bob.wait(ended)  # the box releases the transferor
+        final = bob.wait(lambda e: e.get("event") == "xfer_status" and e.get("final"))
+        assert final["code"] == 200
+        time.sleep(1.5)  # Alice talks to Carol
+        assert alice.states()[str(cid)] == "CONFIRMED"
+        alice.send(cmd="hangup", id=cid)
+        carol.wait(ended)
+    finally:
+        for p in (alice, bob, carol):
+            p.close()
+    heard(rec, alice.port, ["bob", "carol"])
+    heard(rec, carol.port, ["alice"])
+    rows = records(settings)
+    assert [(r[0], r[1]) for r in rows] == [("102", "answered"), ("103", "answered")]
+    assert "103" in rows[0][3]  # the first call says where it was transferred
+    assert "101" in rows[1][2]  # the second call's caller is Alice, not the box
+
+
+def test_blind_transfer_to_nobody_returns_the_call(
+        box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
+    """A transfer to an unknown number fails; Alice is back with Bob."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    alice = phone(settings, "101", ALICE_HZ, "--record-dir", str(rec))
+    bob = phone(settings, "102", BOB_HZ)
+    try:
+        cid = alice.call(uri(settings, "102"), record=True)
+        alice.wait(confirmed(cid))
+        bob_call = bob.wait(confirmed())["id"]
+        time.sleep(1.0)
+        bob.send(cmd="xfer", id=bob_call, uri=uri(settings, "109"))
+        final = bob.wait(lambda e: e.get("event") == "xfer_status" and e.get("final"))
+        assert final["code"] == 404
+        time.sleep(1.5)
+        assert alice.states()[str(cid)] == "CONFIRMED"
+        assert bob.states()[str(bob_call)] == "CONFIRMED"
+        alice.send(cmd="hangup", id=cid)
+        bob.wait(ended)
+    finally:
+        alice.close()
+        bob.close()
+    # A second and a half of Bob after the failed transfer (a brief ringback at most).
+    heard(rec, alice.port, ["bob"], min_s=2.0)
+
+
+def test_attended_transfer_joins_the_two_other_parties(
+        box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
+    """Bob holds Alice, consults Carol, then transfers (REFER with Replaces)."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    alice = phone(settings, "101", ALICE_HZ, "--record-dir", str(rec))
+    bob = phone(settings, "102", BOB_HZ)
+    carol = phone(settings, "103", CAROL_HZ, "--record-dir", str(rec))
+    try:
+        cid = alice.call(uri(settings, "102"), record=True)
+        alice.wait(confirmed(cid))
+        first = bob.wait(confirmed())["id"]
+        time.sleep(1.0)  # Alice talks to Bob
+        bob.send(cmd="hold", id=first)
+        wait_for(lambda: any(legs_held(settings)))
+        second = bob.call(uri(settings, "103"))
+        bob.wait(confirmed(second))
+        carol.wait(confirmed())
+        time.sleep(1.5)  # Bob consults Carol; Alice hears music
+        bob.send(cmd="xfer_replaces", id=first, to=second)
+        bob.wait_count(ended, 2)  # both of Bob's calls end
+        time.sleep(1.5)  # Alice talks to Carol
+        assert alice.states()[str(cid)] == "CONFIRMED"
+        alice.send(cmd="hangup", id=cid)
+        carol.wait(ended)
+    finally:
+        for p in (alice, bob, carol):
+            p.close()
+    heard(rec, alice.port, ["bob", "music", "carol"])
+    heard(rec, carol.port, ["bob", "alice"])

@@ -51,7 +51,7 @@ FLUSH_INTERVAL_S = 1.0
 RETRANSMIT_WINDOW_S = 32.0
 MAX_REMEMBERED = 4096
 # Headers only the edge may set on requests towards the engine.
-TRUSTED_HEADERS = ("X-PBX-Device",)
+TRUSTED_HEADERS = ("X-PBX-Device", "X-PBX-Hairpin")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Edge:
         # as the same request, not challenged again (that would fork a second call).
         self._authenticated: OrderedDict[tuple[str, str, int, str], tuple[float, AuthVerdict]]
         self._authenticated = OrderedDict()
-        self.stats = {"auth_failures": 0, "forwarded": 0, "dropped": 0}
+        self.stats = {"auth_failures": 0, "forwarded": 0, "dropped": 0, "hairpinned": 0}
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -304,6 +304,15 @@ class Edge:
             dest = self.tokens.decode(token_user or "")
             req = req.with_header("Route", [str(r) for r in routes[1:]]) if routes[1:] \
                 else req.without_header("Route")
+        if dest is None and req.method == "INVITE" and req.to.tag is None \
+                and isinstance(req.uri, SipUri) and self._is_us(req.uri.host, req.uri.port):
+            # The engine calls the box itself (a transfer's new leg): back in as a new
+            # inbound call, so it is routed like any other. Unauthenticated, but only the
+            # engine on loopback can send it, and the header says where it came from.
+            self.stats["hairpinned"] += 1
+            self._forward(req.append_header("X-PBX-Hairpin", "transfer"), self.engine,
+                          incoming_branch=via.branch or "")
+            return
         if dest is None:
             dest = self._resolve(req)
         if dest is None:

@@ -13,7 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import EngineConfig, EngineError
-from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
+from .events import (
+    DtmfEvent,
+    EngineEvent,
+    LegEvent,
+    LegInfo,
+    LegState,
+    MediaStats,
+    ReplacedEvent,
+    TransferEvent,
+)
 
 __all__ = [
     "DtmfEvent",
@@ -25,6 +34,8 @@ __all__ = [
     "LegInfo",
     "LegState",
     "MediaStats",
+    "ReplacedEvent",
+    "TransferEvent",
 ]
 
 log = logging.getLogger(__name__)

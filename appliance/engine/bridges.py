@@ -89,6 +89,28 @@ class Bridges:
                 self.feed(leg)  # stop sending the old source to the peer
         return peer
 
+    def replace(self, old_id: str, new: Leg) -> None:
+        """new takes old's place: its peer, what it hears, its share of a recording."""
+        what = self._hears.pop(old_id, None)
+        self._feeding.pop(old_id, None)
+        if what is not None:
+            self._hears[new.leg_id] = what
+            if self._hears.get(what) == old_id:
+                self._hears[what] = new.leg_id
+        if old_id in self._recorders:
+            self._recorders[new.leg_id] = self._recorders.pop(old_id)
+            for leg_id, owner in list(self._recorded_by.items()):
+                if owner == old_id:
+                    self._recorded_by[leg_id] = new.leg_id
+        if old_id in self._recorded_by:
+            self._recorded_by[new.leg_id] = self._recorded_by.pop(old_id)
+        self.feed(new)
+        self._record(new)
+        if what is not None and not what.startswith("@"):
+            peer = self._legs.get(what)
+            if peer is not None:
+                self.feed(peer)
+
     def release(self, leg_id: str) -> None:
         """Drop the recording a freed leg owned (closing the WAV file writes its length)."""
         owner = self._recorded_by.pop(leg_id, None)

@@ -47,6 +47,7 @@ class LegInfo:
     # Which side ended the call, once it is DISCONNECTED: "local" or "remote".
     hangup_side: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    sip_call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,4 +79,21 @@ class DtmfEvent:
     digit: str
 
 
-EngineEvent = LegEvent | DtmfEvent
+@dataclass(frozen=True)
+class TransferEvent:
+    """A phone asked (REFER) to transfer its peer; the engine dials `target` as new_leg."""
+
+    transferor: str  # the leg the REFER came in on
+    new_leg: str  # the engine's call to the target, placed by pjsua2
+    target: str  # the Refer-To URI
+
+
+@dataclass(frozen=True)
+class ReplacedEvent:
+    """An INVITE with Replaces took over a leg (attended transfer): new_leg stands for old."""
+
+    old_leg: str
+    new_leg: str
+
+
+EngineEvent = LegEvent | DtmfEvent | TransferEvent | ReplacedEvent

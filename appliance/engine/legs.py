@@ -112,6 +112,7 @@ class Leg(pj.Call):
             codec=codec,
             duration_s=round(duration, 3),
             headers=self.headers,
+            sip_call_id=ci.callIdString,
             hangup_side=("local" if self.local_hangup else "remote")
             if state is LegState.DISCONNECTED
             else "",
@@ -177,6 +178,25 @@ class Leg(pj.Call):
             self._owner.on_leg_media(self, self.snapshot())
         except Exception:
             log.exception("onCallMediaState of %s failed", self.leg_id)
+
+    def onCallTransferRequest(self, prm: Any) -> None:
+        try:
+            self._owner.on_transfer_request(self, prm)
+        except Exception:
+            prm.statusCode = 500
+            log.exception("onCallTransferRequest of %s failed", self.leg_id)
+
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        try:
+            self._owner.on_replace_request(self, prm)
+        except Exception:
+            log.exception("onCallReplaceRequest of %s failed", self.leg_id)
+
+    def onCallReplaced(self, prm: Any) -> None:
+        try:
+            self._owner.on_replaced(self)
+        except Exception:
+            log.exception("onCallReplaced of %s failed", self.leg_id)
 
     def onDtmfDigit(self, prm: Any) -> None:
         try:

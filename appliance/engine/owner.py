@@ -24,7 +24,16 @@ import pjsua2 as pj
 
 from .bridges import MUSIC, RINGBACK, Bridges
 from .config import EngineConfig, EngineError
-from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
+from .events import (
+    DtmfEvent,
+    EngineEvent,
+    LegEvent,
+    LegInfo,
+    LegState,
+    MediaStats,
+    ReplacedEvent,
+    TransferEvent,
+)
 from .legs import Leg, headers_of, request_user_of
 from .quiet import stdout_silenced
 
@@ -54,6 +63,7 @@ class Owner(threading.Thread):
         self._legs: dict[str, Leg] = {}
         self._finished: list[str] = []
         self.bridges = Bridges(self._legs)
+        self._replacing: dict[str, Leg] = {}  # old leg id -> the Leg replacing it
         self.last_poll = time.monotonic()
 
     # --- called from other threads -------------------------------------------------
@@ -239,6 +249,41 @@ class Owner(threading.Thread):
             except pj.Error as exc:
                 log.warning("DTMF %r to %s failed: %s", digit, peer_id, exc.info())
         self.emit(DtmfEvent(leg.leg_id, digit))
+
+    def on_transfer_request(self, leg: Leg, prm: Any) -> None:
+        """A REFER on a bridged leg: accept it and let pjsua2 dial the target as a new leg.
+
+        The new leg goes out through the SIP edge, which turns a call to the box itself
+        back into an inbound call, so the switchboard routes it like any other.
+        """
+        if self.bridges.peer(leg.leg_id) is None:
+            prm.statusCode = 403  # nothing to transfer: the leg is in no bridge
+            return
+        assert self._account is not None
+        new = Leg(self, self._account, pj.PJSUA_INVALID_ID, outbound=True)
+        self.adopt(new)
+        prm.newCall = new
+        log.info("transfer: %s asks for %s (new leg %s)", leg.leg_id, prm.dstUri, new.leg_id)
+        self.emit(TransferEvent(leg.leg_id, new.leg_id, str(prm.dstUri)))
+
+    def on_replace_request(self, leg: Leg, prm: Any) -> None:
+        """An INVITE with Replaces for this leg: give pjsua2 the Leg that takes over."""
+        assert self._account is not None
+        new = Leg(self, self._account, pj.PJSUA_INVALID_ID, outbound=False,
+                  request_user=leg.request_user)
+        self.adopt(new)
+        self._replacing[leg.leg_id] = new
+        prm.newCall = new
+
+    def on_replaced(self, old: Leg) -> None:
+        """pjsua2 answered the replacing INVITE and is ending old: move old's bridge over."""
+        new = self._replacing.pop(old.leg_id, None)
+        if new is None:
+            log.warning("leg %s replaced by a call the engine did not see", old.leg_id)
+            return
+        self.bridges.replace(old.leg_id, new)
+        log.info("leg %s replaced by %s", old.leg_id, new.leg_id)
+        self.emit(ReplacedEvent(old.leg_id, new.leg_id))
 
     def _release_finished(self) -> None:
         while self._finished:

@@ -156,6 +156,13 @@ class Phone:
             prm.opt.flag = pj.PJSUA_CALL_UNHOLD
             self.calls[int(cmd["id"])].reinvite(prm)
             emit({"reply": "unhold", "id": cmd["id"]})
+        elif name == "xfer":  # blind transfer of call id to uri
+            self.calls[int(cmd["id"])].xfer(str(cmd["uri"]), pj.CallOpParam(True))
+            emit({"reply": "xfer", "id": cmd["id"]})
+        elif name == "xfer_replaces":  # attended: connect call id's party to call `to`'s
+            self.calls[int(cmd["id"])].xferReplaces(self.calls[int(cmd["to"])],
+                                                    pj.CallOpParam(True))
+            emit({"reply": "xfer_replaces", "id": cmd["id"]})
         elif name == "stats":
             emit({"reply": "stats", "calls": {
                 str(cid): c.media_stats() for cid, c in self.calls.items()}})
@@ -275,6 +282,13 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 emit({"event": "media", "id": self.cid, "active": True})
         except Exception as exc:
             emit({"event": "error", "where": "onCallMediaState", "error": str(exc)})
+
+    def onCallTransferStatus(self, prm: Any) -> None:
+        try:
+            emit({"event": "xfer_status", "id": self.cid, "code": prm.statusCode,
+                  "final": bool(prm.finalNotify)})
+        except Exception as exc:
+            emit({"event": "error", "where": "onCallTransferStatus", "error": str(exc)})
 
     def onDtmfDigit(self, prm: Any) -> None:
         try:
