@@ -8,14 +8,18 @@ address they use lives on that namespace's loopback interface.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from appliance.control import call as control
+from appliance.db import Database
 from appliance.edge.firewall import (
     FirewallError,
     NftablesFirewall,
@@ -24,7 +28,10 @@ from appliance.edge.firewall import (
     kernel_address,
     open_firewall,
 )
+from appliance.edge.transport import Source
+from appliance.settings import Settings
 from tests.support import netns
+from tests.support.harness import EngineProcess
 from tests.support.netns import (
     BANNED4,
     BANNED6,
@@ -213,6 +220,52 @@ async def test_the_setting_picks_the_firewall(caplog: pytest.LogCaptureFixture) 
         await open_firewall("iptables", (5060,))
 
 
+class RecordingFirewall(NullFirewall):
+    """Kernel-minded, so the edge hands it every ban."""
+
+    kernel = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: list[tuple[str, str, float]] = []
+
+    async def ban(self, host: str, seconds: float) -> bool:
+        """Record it."""
+        self.changes.append(("ban", host, seconds))
+        return True
+
+    async def unban(self, host: str) -> bool:
+        """Record it."""
+        self.changes.append(("unban", host, 0))
+        return True
+
+
+@pytest.mark.timeout(10)
+async def test_the_edge_hands_its_bans_to_the_firewall(tmp_path: Path) -> None:
+    from appliance.edge import Edge, EdgeConfig
+
+    firewall = RecordingFirewall()
+    with Database.open(tmp_path / "pbx.db") as db:
+        edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
+                    firewall=firewall)
+        scanner = Source("UDP", "198.51.100.20", 5062)
+        edge.transports.received(
+            b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 198.51.100.20:5062;branch=z9hG4bK-s1\r\nMax-Forwards: 70\r\n"
+            b"From: <sip:100@x>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: s1\r\n"
+            b"CSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n",
+            scanner)
+        assert edge.guard.banned("198.51.100.20")
+        await asyncio.wait(edge._firewall_tasks, timeout=5)
+        (kind, host, seconds), = firewall.changes
+        assert (kind, host) == ("ban", "198.51.100.20")
+        assert 899 < seconds <= 900
+        assert edge.unban("198.51.100.20")
+        await asyncio.wait(edge._firewall_tasks, timeout=5)
+        assert firewall.changes[-1] == ("unban", "198.51.100.20", 0)
+        assert not edge.guard.banned("198.51.100.20")
+
+
 # --- real nftables, in a namespace of our own ---------------------------------------------
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
@@ -313,3 +366,70 @@ async def test_auto_falls_back_when_nft_is_not_permitted(ns: NetNs,
     with pytest.raises(FirewallError, match="Operation not permitted"):
         await open_firewall("nftables", (5060,), command=unprivileged)
     assert "pbx" not in ns.run_nft("list", "tables")
+
+
+def options(src: str, src_port: int, port: int, agent: str, n: int) -> str:
+    """An OPTIONS to the box from src, with the given User-Agent."""
+    return (f"OPTIONS sip:{BOX4}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {src}:{src_port};branch=z9hG4bK-fw{n};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:probe@{src}>;tag=p{n}\r\nTo: <sip:{BOX4}>\r\n"
+            f"Call-ID: fw-{n}\r\nCSeq: 1 OPTIONS\r\nUser-Agent: {agent}\r\n"
+            "Content-Length: 0\r\n\r\n")
+
+
+@needs_netns
+@pytest.mark.timeout(90)
+def test_a_running_box_bans_a_scanner_in_the_kernel(ns: NetNs, settings: Settings,
+                                                     unix_dir: Path, tmp_path: Path) -> None:
+    s = dataclasses.replace(settings, sip_bind="0.0.0.0", firewall="nftables")
+    engine = EngineProcess(s, unix_dir / "notify", log_path=tmp_path / "engine.log",
+                           prefix=ns.prefix())
+    try:
+        engine.wait_ready()
+        sip = control(s.control_socket, "GET", "/status")["sip"]
+        assert (sip["firewall"], sip["firewall_errors"]) == ("nftables", 0)
+
+        def ask(src: str, src_port: int, agent: str, n: int, wait: float) -> str | None:
+            reply: str | None = ns.probe({
+                "mode": "sip", "src": src, "src_port": src_port, "dst": BOX4,
+                "port": s.sip_port, "message": options(src, src_port, s.sip_port, agent, n),
+                "wait": wait})["reply"]
+            return reply
+
+        assert ask(OTHER4, 5071, "Yealink SIP-T46U", 1, 10) == "SIP/2.0 200 OK"
+        assert ask(BANNED4, 5072, "friendly-scanner", 2, 0) is None
+
+        def nft_json(*args: str) -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = json.loads(ns.run_nft("-j", *args))["nftables"]
+            return items
+
+        def banned() -> list[dict[str, Any]]:
+            return [e["elem"] for i in nft_json("list", "set", "inet", "pbx", "banned4")
+                    for e in i.get("set", {}).get("elem", [])]
+
+        def dropped() -> int:
+            return sum(x["counter"]["packets"] for i in nft_json("list", "chain", "inet", "pbx",
+                                                                  "input")
+                       for x in i.get("rule", {}).get("expr", []) if "counter" in x)
+
+        deadline = time.monotonic() + 10
+        while not banned():
+            assert time.monotonic() < deadline, "the ban never reached the kernel"
+            time.sleep(0.05)
+        elem, = banned()
+        assert elem["val"] == BANNED4 and 899 <= elem["timeout"] <= s.sip_ban_seconds
+        assert [b["host"] for b in control(s.control_socket, "GET", "/bans")] == [BANNED4]
+
+        before = dropped()
+        ask(BANNED4, 5073, "Yealink SIP-T46U", 3, 0)  # a polite request: the kernel drops it
+        deadline = time.monotonic() + 10
+        while dropped() == before:
+            assert time.monotonic() < deadline, "the kernel did not drop the banned request"
+            time.sleep(0.05)
+        assert ask(OTHER4, 5074, "Yealink SIP-T46U", 4, 10) == "SIP/2.0 200 OK"
+
+        code, _seconds = engine.terminate()
+        assert code == 0
+        assert "pbx" not in ns.run_nft("list", "tables")  # a clean stop removes the table
+    finally:
+        engine.close()
