@@ -22,6 +22,7 @@ from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
 from .edge import Edge, EdgeConfig
+from .edge.firewall import Firewall, NullFirewall, open_firewall
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
 from .engine import Engine, EngineConfig, EngineError
@@ -50,6 +51,7 @@ class Box:
         self.switchboard: Switchboard | None = None
         self.calllog: calllog.DbCallLog | None = None
         self.edge: Edge | None = None
+        self.firewall: Firewall = NullFirewall("not started")
         self.control = ControlServer(settings.control_socket)
         self.started_at = time.time()
         self.reloads = 0
@@ -99,10 +101,14 @@ class Box:
             log.warning("closed %d call record(s) left open by a crash", closed)
 
         self.notifier.status("starting the SIP edge")
+        # Registered before the edge, so it is removed after the edge has stopped.
+        self.firewall = await open_firewall(s.firewall, (s.sip_port,))
+        self.on_shutdown(self.firewall.stop)
         guard = GuardConfig(auth_failures=s.sip_ban_failures, ban_s=s.sip_ban_seconds,
                             rate_limit=s.sip_rate_limit or 10**9)
         self.edge = Edge(EdgeConfig(bind=s.sip_bind, port=s.sip_port,
-                                    engine_port=s.engine_sip_port, guard=guard), db)
+                                    engine_port=s.engine_sip_port, guard=guard), db,
+                         firewall=self.firewall)
         await self.edge.start()
         self.on_shutdown(self.edge.stop)
 
@@ -193,6 +199,12 @@ class Box:
                     "edge": f"{self.settings.sip_bind}:{self.settings.sip_port}",
                     "registrations": len(self.edge.location.all()) if self.edge else 0,
                     "bans": len(self.edge.guard.bans()) if self.edge else 0,
+                    # Where bans are enforced: "nftables" (the kernel, and the edge too)
+                    # or "in-process" (the edge alone; firewall_reason says why).
+                    "firewall": self.firewall.name,
+                    **({"firewall_reason": self.firewall.reason} if self.firewall.reason
+                       else {}),
+                    "firewall_errors": self.firewall.errors,
                     **(self.edge.stats if self.edge else {})},
             "lines": [],
         }

@@ -50,6 +50,9 @@ class Settings:
     sip_rate_limit: int = 32
     sip_ban_failures: int = 8
     sip_ban_seconds: int = 900
+    # Where bans are also enforced by the kernel: "auto" uses nftables when nft is there and
+    # permitted, "nftables" insists on it (the engine will not start without), "off" never.
+    firewall: str = "auto"
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -91,6 +94,8 @@ class Settings:
             raise SettingsError("max_calls must be 1-1024 (our pjsua2 build holds 1024 legs)")
         if self.sip_rate_limit < 0 or self.sip_ban_failures < 1 or self.sip_ban_seconds < 0:
             raise SettingsError("sip_rate_limit >= 0, sip_ban_failures >= 1, sip_ban_seconds >= 0")
+        if self.firewall not in ("auto", "nftables", "off"):
+            raise SettingsError(f"firewall must be auto, nftables or off: {self.firewall!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return self

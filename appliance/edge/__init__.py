@@ -15,8 +15,9 @@ import secrets
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..db import Database
 from ..sip import (
@@ -30,6 +31,7 @@ from ..sip import (
     torture_response,
 )
 from ..sip.headers import Via
+from .firewall import Firewall, NullFirewall
 from .location import LocationTable
 from .proxy import (
     FlowTokens,
@@ -69,8 +71,13 @@ class Edge:
     """Registrar + proxy in front of the engine."""
 
     def __init__(self, config: EdgeConfig, db: Database,
-                 clock: Callable[[], float] = time.time, secret: bytes | None = None) -> None:
+                 clock: Callable[[], float] = time.time, secret: bytes | None = None,
+                 firewall: Firewall | None = None) -> None:
         self.config = config
+        # The kernel's copy of the bans where nftables is usable; the guard enforces them
+        # in-process either way (and alone where it is not).
+        self.firewall: Firewall = firewall or NullFirewall()
+        self._firewall_tasks: set[asyncio.Task[bool]] = set()
         self.db = db
         self.clock = clock
         key = secret or secrets.token_bytes(32)
@@ -109,6 +116,11 @@ class Edge:
                 await self._flusher
         await self.flush()
         await self.transports.stop()
+        if self._firewall_tasks:
+            # Bans on their way to the kernel: give them a moment, they are logged anyway.
+            _done, late = await asyncio.wait(self._firewall_tasks, timeout=1.0)
+            for task in late:
+                task.cancel()
 
     def reload(self, devices: Devices | None = None) -> None:
         """Pick up changed devices and passwords.
@@ -144,10 +156,36 @@ class Edge:
             except Exception:
                 log.exception("edge: saving registrations failed")
 
-    @staticmethod
-    def _banned(ban: Ban) -> None:
-        log.warning("edge: banned %s for %.0f s: %s", ban.host, ban.until - time.time(),
-                    ban.reason)
+    def _banned(self, ban: Ban) -> None:
+        seconds = ban.until - self.clock()
+        log.warning("edge: banned %s for %.0f s: %s", ban.host, seconds, ban.reason)
+        self._to_firewall(self.firewall.ban(ban.host, seconds))
+
+    def unban(self, host: str) -> bool:
+        """Lift a ban in the edge and the kernel; True if the edge had one."""
+        lifted = self.guard.unban(host)
+        # The kernel is told even without an in-process ban: its element may outlive one.
+        self._to_firewall(self.firewall.unban(host))
+        return lifted
+
+    def _to_firewall(self, change: Coroutine[Any, Any, bool]) -> None:
+        """Run a firewall change in the background: the guard's callback is synchronous."""
+        if not self.firewall.kernel:
+            change.close()
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(change, name="edge-firewall")
+        except RuntimeError:  # no event loop (unit tests driving the edge by hand)
+            change.close()
+            return
+        self._firewall_tasks.add(task)
+        task.add_done_callback(self._firewall_done)
+
+    def _firewall_done(self, task: asyncio.Task[bool]) -> None:
+        self._firewall_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Never fatal: the guard still enforces the ban in-process.
+            log.error("edge: firewall change failed", exc_info=task.exception())
 
     def contacts_for(self, username: str) -> list[str]:
         """Contact URIs of a device's live registrations (for the engine to dial)."""
