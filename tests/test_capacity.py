@@ -45,8 +45,9 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         caller = PhoneProcess(free_port(), free_port_block(400), "--record-dir", str(at_caller))
         uri = f"sip:200@127.0.0.1:{settings.engine_sip_port}"
         for i, tone in enumerate(TONES):
-            # The sample skips each phone's first call: once in about eight runs its callee
-            # tone never reached the caller (see the session notes); under investigation.
+            # A sample of ten calls is recorded at the caller. Twice in many runs one of them
+            # heard only the engine's silence; the failure message now carries the RTP
+            # counters and bridge wiring of the legs to find out why.
             caller.call(uri, tone=int(tone), record=(i % 5 == 4))
         caller.wait_count(lambda e: e.get("state") == "CONFIRMED", CALLS, timeout=90)
         callee.wait_count(lambda e: e.get("state") == "CONFIRMED", CALLS, timeout=30)

@@ -36,19 +36,35 @@ def goertzel_power(samples: list[float], rate: int, freq: float) -> float:
     return power / (n * n)
 
 
-def tone_ratio(samples: list[float], rate: int, freq: float) -> float:
-    """Share of the signal's energy that sits at freq (1.0 = a pure tone)."""
-    energy = sum(x * x for x in samples) / max(len(samples), 1)
+def _blocks(samples: list[float], rate: int, block_s: float) -> list[list[float]]:
+    size = max(int(rate * block_s), 1)
+    if len(samples) < 2 * size:
+        return [samples]
+    return [samples[i:i + size] for i in range(0, len(samples) - size + 1, size)]
+
+
+def tone_ratio(samples: list[float], rate: int, freq: float, block_s: float = 0.1) -> float:
+    """Share of the signal's energy that sits at freq (1.0 = a pure tone).
+
+    Measured over 100 ms blocks and summed without phase: a jitter buffer that drops or
+    repeats a 10 ms frame shifts a tone's phase (by 180 degrees for odd multiples of
+    50 Hz), which would cancel a single long window although every block is clean.
+    """
+    blocks = _blocks(samples, rate, block_s)
+    energy = sum(sum(x * x for x in b) / len(b) for b in blocks)
     if energy == 0:
         return 0.0
     # A pure sine of amplitude A has mean energy A^2/2 and Goertzel power A^2/4.
-    return min(2 * goertzel_power(samples, rate, freq) / energy, 1.0)
+    power = sum(goertzel_power(b, rate, freq) for b in blocks)
+    return min(2 * power / energy, 1.0)
 
 
-def dominant(samples: list[float], rate: int, candidates: list[float]) -> tuple[float, float]:
+def dominant(samples: list[float], rate: int, candidates: list[float],
+             block_s: float = 0.1) -> tuple[float, float]:
     """The candidate frequency with the most energy, and its energy share."""
-    best = max(candidates, key=lambda f: goertzel_power(samples, rate, f))
-    return best, tone_ratio(samples, rate, best)
+    blocks = _blocks(samples, rate, block_s)
+    best = max(candidates, key=lambda f: sum(goertzel_power(b, rate, f) for b in blocks))
+    return best, tone_ratio(samples, rate, best, block_s)
 
 
 def middle(samples: list[float], rate: int, seconds: float) -> list[float]:
