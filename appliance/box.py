@@ -107,7 +107,8 @@ class Box:
         guard = GuardConfig(auth_failures=s.sip_ban_failures, ban_s=s.sip_ban_seconds,
                             rate_limit=s.sip_rate_limit or 10**9)
         self.edge = Edge(EdgeConfig(bind=s.sip_bind, port=s.sip_port,
-                                    engine_port=s.engine_sip_port, guard=guard), db,
+                                    engine_port=s.engine_sip_port, guard=guard,
+                                    keepalive_s=s.sip_keepalive_s), db,
                          firewall=self.firewall)
         await self.edge.start()
         self.on_shutdown(self.edge.stop)
