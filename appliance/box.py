@@ -208,7 +208,8 @@ class Box:
                     **({"firewall_reason": self.firewall.reason} if self.firewall.reason
                        else {}),
                     "firewall_errors": self.firewall.errors,
-                    **(self.edge.stats if self.edge else {})},
+                    **(self.edge.stats if self.edge else {}),
+                    **(self.edge.keepalive.stats if self.edge else {})},
             "lines": [],
         }
 

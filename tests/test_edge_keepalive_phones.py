@@ -55,6 +55,7 @@ def test_a_phone_that_stops_answering_is_not_rung(
         assert binding["expires"] > 200
         sip = control(settings.control_socket, "GET", "/status")["sip"]
         assert (sip["registrations"], sip["reachable"], sip["unreachable"]) == (1, 1, 0)
+        assert sip["keepalives_sent"] >= 1 and sip["keepalive_answers"] >= 1
 
         # The phone freezes (its socket stays open, nothing answers): unreachable.
         os.kill(phone.proc.pid, signal.SIGSTOP)
