@@ -107,7 +107,8 @@ class Box:
         guard = GuardConfig(auth_failures=s.sip_ban_failures, ban_s=s.sip_ban_seconds,
                             rate_limit=s.sip_rate_limit or 10**9)
         self.edge = Edge(EdgeConfig(bind=s.sip_bind, port=s.sip_port,
-                                    engine_port=s.engine_sip_port, guard=guard), db,
+                                    engine_port=s.engine_sip_port, guard=guard,
+                                    keepalive_s=s.sip_keepalive_s), db,
                          firewall=self.firewall)
         await self.edge.start()
         self.on_shutdown(self.edge.stop)
@@ -179,6 +180,7 @@ class Box:
         self.control.route("POST", "/reload", lambda _req: self.reload())
         self.control.route("GET", "/calls", self._calls)
         self.control.route("GET", "/bans", self._bans)
+        self.control.route("GET", "/registrations", self._registrations)
         self.control.route("GET", "/legs", self._legs)
         self.control.route("GET", "/extensions", self._ext_list)
         self.control.route("POST", "/extensions", self._ext_add)
@@ -198,6 +200,7 @@ class Box:
             "sip": {"engine": f"127.0.0.1:{self.settings.engine_sip_port}",
                     "edge": f"{self.settings.sip_bind}:{self.settings.sip_port}",
                     "registrations": len(self.edge.location.all()) if self.edge else 0,
+                    **(self.edge.keepalive.counts() if self.edge else {}),
                     "bans": len(self.edge.guard.bans()) if self.edge else 0,
                     # Where bans are enforced: "nftables" (the kernel, and the edge too)
                     # or "in-process" (the edge alone; firewall_reason says why).
@@ -205,7 +208,8 @@ class Box:
                     **({"firewall_reason": self.firewall.reason} if self.firewall.reason
                        else {}),
                     "firewall_errors": self.firewall.errors,
-                    **(self.edge.stats if self.edge else {})},
+                    **(self.edge.stats if self.edge else {}),
+                    **(self.edge.keepalive.stats if self.edge else {})},
             "lines": [],
         }
 
@@ -224,6 +228,22 @@ class Box:
                     "slot": m.slot, "listeners": list(m.listeners),
                     "rx_packets": m.rx_packets, "tx_packets": m.tx_packets,
                     "rx_lost": m.rx_lost, "jitter_ms": m.jitter_ms}})
+        return out
+
+    async def _registrations(self, req: Request) -> list[dict[str, Any]]:
+        if req.body is not None:
+            raise BadRequest("GET /registrations takes no body")
+        assert self.edge is not None
+        now = self.edge.clock()
+        out = []
+        for b in sorted(self.edge.location.all(), key=lambda b: (b.username, b.contact)):
+            state, rtt_ms = self.edge.keepalive.state(b)
+            out.append({"user": b.username, "contact": b.contact,
+                        "transport": b.source.transport,
+                        "source": (f"[{b.source.host}]" if ":" in b.source.host
+                                   else b.source.host) + f":{b.source.port}",
+                        "expires": b.remaining(now), "state": state.value, "rtt_ms": rtt_ms,
+                        "user_agent": b.user_agent})
         return out
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:

@@ -180,6 +180,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         sip = status.get("sip", {})
         print(f"sip:     edge {sip.get('edge')}, {sip.get('registrations', 0)} registration(s), "
               f"{sip.get('bans', 0)} ban(s) enforced {_enforcement(sip)}")
+        print(f"phones:  {sip.get('reachable', 0)} reachable, "
+              f"{sip.get('unreachable', 0)} unreachable, {sip.get('unknown', 0)} not probed yet")
     return 0
 
 

@@ -53,6 +53,9 @@ class Settings:
     # Where bans are also enforced by the kernel: "auto" uses nftables when nft is there and
     # permitted, "nftables" insists on it (the engine will not start without), "off" never.
     firewall: str = "auto"
+    # OPTIONS keepalives from the edge to every registered phone, in seconds (0: none): they
+    # keep NAT pinholes open and find phones that stopped answering (those are not rung).
+    sip_keepalive_s: int = 30
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -96,6 +99,8 @@ class Settings:
             raise SettingsError("sip_rate_limit >= 0, sip_ban_failures >= 1, sip_ban_seconds >= 0")
         if self.firewall not in ("auto", "nftables", "off"):
             raise SettingsError(f"firewall must be auto, nftables or off: {self.firewall!r}")
+        if self.sip_keepalive_s < 0:
+            raise SettingsError("sip_keepalive_s must be >= 0 (0: no keepalives)")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return self

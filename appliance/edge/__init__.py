@@ -32,6 +32,7 @@ from ..sip import (
 )
 from ..sip.headers import Via
 from .firewall import Firewall, NullFirewall
+from .keepalive import Keepalive, KeepaliveConfig
 from .location import LocationTable
 from .proxy import (
     FlowTokens,
@@ -65,6 +66,7 @@ class EdgeConfig:
     engine_port: int
     nonce_ttl_s: float = 300.0
     guard: GuardConfig = field(default_factory=GuardConfig)
+    keepalive_s: float = 30.0  # OPTIONS to every binding this often; 0: never
 
 
 class Edge:
@@ -72,7 +74,8 @@ class Edge:
 
     def __init__(self, config: EdgeConfig, db: Database,
                  clock: Callable[[], float] = time.time, secret: bytes | None = None,
-                 firewall: Firewall | None = None) -> None:
+                 firewall: Firewall | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         # The kernel's copy of the bans where nftables is usable; the guard enforces them
         # in-process either way (and alone where it is not).
@@ -89,6 +92,12 @@ class Edge:
         self.tokens = FlowTokens(key)
         self.transports = Transports(self.handle)
         self.engine = Source("UDP", "127.0.0.1", config.engine_port)
+        # Keepalive timers run on a monotonic clock: the wall clock of a box without an
+        # RTC jumps when NTP first sets it, which would time out every probe at once.
+        self.keepalive = Keepalive(
+            KeepaliveConfig(interval_s=config.keepalive_s), self.location,
+            lambda req, dest: self.transports.send(req, dest), self.local_host_toward,
+            config.port, clock=monotonic)
         self._flusher: asyncio.Task[None] | None = None
         self._local_ip_cache: dict[str, str] = {}
         self.guard = Guard(config.guard, clock, on_ban=self._banned)
@@ -107,9 +116,11 @@ class Edge:
         await self.transports.start(self.config.bind, self.config.port)
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(),
                                                                name="edge-flush")
+        self.keepalive.start()
 
     async def stop(self) -> None:
         """Stop listening; write the last registration changes."""
+        await self.keepalive.stop()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,7 +199,7 @@ class Edge:
             log.error("edge: firewall change failed", exc_info=task.exception())
 
     def contacts_for(self, username: str) -> list[str]:
-        """Contact URIs of a device's live registrations (for the engine to dial)."""
+        """Contact URIs of a device's live, reachable registrations (for the engine to dial)."""
         return [b.contact for b in self.location.bindings(username) if b.reachable]
 
     # --- addresses ---------------------------------------------------------------------
@@ -386,6 +397,8 @@ class Edge:
 
     def _response(self, resp: Response, source: Source) -> None:
         vias = resp.vias
+        if len(vias) == 1 and self.keepalive.response(resp):
+            return  # an answer to the edge's own keepalive OPTIONS
         if len(vias) < 2 or not self._is_us(vias[0].host, vias[0].port):
             self.stats["dropped"] += 1
             return
