@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -184,33 +186,53 @@ def records(settings: Settings) -> list[tuple[str, str, str, str]]:
                       " WHERE ended_at IS NOT NULL ORDER BY id").fetchall()
 
 
-def test_blind_transfer_connects_the_caller_to_the_target(
-        box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
-    """Bob answers Alice and transfers her to Carol (REFER); Bob's phone is released."""
-    rec = tmp_path / "rec"
+@dataclass
+class Talk:
+    """Alice has called Bob and they have talked for a second; Carol waits (or not)."""
+
+    alice: PhoneProcess
+    bob: PhoneProcess
+    carol: PhoneProcess | None
+    alice_call: int
+    bob_call: int
+
+
+@contextlib.contextmanager
+def alice_talks_to_bob(settings: Settings, rec: Path, carol: bool = True) -> Iterator[Talk]:
     rec.mkdir()
-    alice = phone(settings, "101", ALICE_HZ, "--record-dir", str(rec))
-    bob = phone(settings, "102", BOB_HZ)
-    carol = phone(settings, "103", CAROL_HZ, "--record-dir", str(rec))
+    phones = [phone(settings, "101", ALICE_HZ, "--record-dir", str(rec)),
+              phone(settings, "102", BOB_HZ)]
+    if carol:
+        phones.append(phone(settings, "103", CAROL_HZ, "--record-dir", str(rec)))
     try:
+        alice, bob = phones[:2]
         cid = alice.call(uri(settings, "102"), record=True)
         alice.wait(confirmed(cid))
         bob_call = bob.wait(confirmed())["id"]
         time.sleep(1.0)  # Alice talks to Bob
-        bob.send(cmd="xfer", id=bob_call, uri=uri(settings, "103"))
-        carol.wait(confirmed())
-        bob.wait(ended)  # the box releases the transferor
-        final = bob.wait(lambda e: e.get("event") == "xfer_status" and e.get("final"))
+        yield Talk(alice, bob, phones[2] if carol else None, cid, bob_call)
+    finally:
+        for p in phones:
+            p.close()
+
+
+def test_blind_transfer_connects_the_caller_to_the_target(
+        box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
+    """Bob answers Alice and transfers her to Carol (REFER); Bob's phone is released."""
+    rec = tmp_path / "rec"
+    with alice_talks_to_bob(settings, rec) as t:
+        assert t.carol is not None
+        t.bob.send(cmd="xfer", id=t.bob_call, uri=uri(settings, "103"))
+        t.carol.wait(confirmed())
+        t.bob.wait(ended)  # the box releases the transferor
+        final = t.bob.wait(lambda e: e.get("event") == "xfer_status" and e.get("final"))
         assert final["code"] == 200
         time.sleep(1.5)  # Alice talks to Carol
-        assert alice.states()[str(cid)] == "CONFIRMED"
-        alice.send(cmd="hangup", id=cid)
-        carol.wait(ended)
-    finally:
-        for p in (alice, bob, carol):
-            p.close()
-    heard(rec, alice.port, ["bob", "carol"])
-    heard(rec, carol.port, ["alice"])
+        assert t.alice.states()[str(t.alice_call)] == "CONFIRMED"
+        t.alice.send(cmd="hangup", id=t.alice_call)
+        t.carol.wait(ended)
+    heard(rec, t.alice.port, ["bob", "carol"])
+    heard(rec, t.carol.port, ["alice"])
     rows = records(settings)
     assert [(r[0], r[1]) for r in rows] == [("102", "answered"), ("103", "answered")]
     assert "103" in rows[0][3]  # the first call says where it was transferred
@@ -221,56 +243,36 @@ def test_blind_transfer_to_nobody_returns_the_call(
         box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
     """A transfer to an unknown number fails; Alice is back with Bob."""
     rec = tmp_path / "rec"
-    rec.mkdir()
-    alice = phone(settings, "101", ALICE_HZ, "--record-dir", str(rec))
-    bob = phone(settings, "102", BOB_HZ)
-    try:
-        cid = alice.call(uri(settings, "102"), record=True)
-        alice.wait(confirmed(cid))
-        bob_call = bob.wait(confirmed())["id"]
-        time.sleep(1.0)
-        bob.send(cmd="xfer", id=bob_call, uri=uri(settings, "109"))
-        final = bob.wait(lambda e: e.get("event") == "xfer_status" and e.get("final"))
+    with alice_talks_to_bob(settings, rec, carol=False) as t:
+        t.bob.send(cmd="xfer", id=t.bob_call, uri=uri(settings, "109"))
+        final = t.bob.wait(lambda e: e.get("event") == "xfer_status" and e.get("final"))
         assert final["code"] == 404
         time.sleep(1.5)
-        assert alice.states()[str(cid)] == "CONFIRMED"
-        assert bob.states()[str(bob_call)] == "CONFIRMED"
-        alice.send(cmd="hangup", id=cid)
-        bob.wait(ended)
-    finally:
-        alice.close()
-        bob.close()
+        assert t.alice.states()[str(t.alice_call)] == "CONFIRMED"
+        assert t.bob.states()[str(t.bob_call)] == "CONFIRMED"
+        t.alice.send(cmd="hangup", id=t.alice_call)
+        t.bob.wait(ended)
     # A second and a half of Bob after the failed transfer (a brief ringback at most).
-    heard(rec, alice.port, ["bob"], min_s=2.0)
+    heard(rec, t.alice.port, ["bob"], min_s=2.0)
 
 
 def test_attended_transfer_joins_the_two_other_parties(
         box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
     """Bob holds Alice, consults Carol, then transfers (REFER with Replaces)."""
     rec = tmp_path / "rec"
-    rec.mkdir()
-    alice = phone(settings, "101", ALICE_HZ, "--record-dir", str(rec))
-    bob = phone(settings, "102", BOB_HZ)
-    carol = phone(settings, "103", CAROL_HZ, "--record-dir", str(rec))
-    try:
-        cid = alice.call(uri(settings, "102"), record=True)
-        alice.wait(confirmed(cid))
-        first = bob.wait(confirmed())["id"]
-        time.sleep(1.0)  # Alice talks to Bob
-        bob.send(cmd="hold", id=first)
+    with alice_talks_to_bob(settings, rec) as t:
+        assert t.carol is not None
+        t.bob.send(cmd="hold", id=t.bob_call)
         wait_for(lambda: any(legs_held(settings)))
-        second = bob.call(uri(settings, "103"))
-        bob.wait(confirmed(second))
-        carol.wait(confirmed())
+        second = t.bob.call(uri(settings, "103"))
+        t.bob.wait(confirmed(second))
+        t.carol.wait(confirmed())
         time.sleep(1.5)  # Bob consults Carol; Alice hears music
-        bob.send(cmd="xfer_replaces", id=first, to=second)
-        bob.wait_count(ended, 2)  # both of Bob's calls end
+        t.bob.send(cmd="xfer_replaces", id=t.bob_call, to=second)
+        t.bob.wait_count(ended, 2)  # both of Bob's calls end
         time.sleep(1.5)  # Alice talks to Carol
-        assert alice.states()[str(cid)] == "CONFIRMED"
-        alice.send(cmd="hangup", id=cid)
-        carol.wait(ended)
-    finally:
-        for p in (alice, bob, carol):
-            p.close()
-    heard(rec, alice.port, ["bob", "music", "carol"])
-    heard(rec, carol.port, ["bob", "alice"])
+        assert t.alice.states()[str(t.alice_call)] == "CONFIRMED"
+        t.alice.send(cmd="hangup", id=t.alice_call)
+        t.carol.wait(ended)
+    heard(rec, t.alice.port, ["bob", "music", "carol"])
+    heard(rec, t.carol.port, ["bob", "alice"])
