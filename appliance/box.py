@@ -112,6 +112,7 @@ class Box:
                          firewall=self.firewall)
         await self.edge.start()
         self.on_shutdown(self.edge.stop)
+        self.engine.set_transfer_policy(self.edge.is_box_uri)
 
         self.calllog = calllog.DbCallLog(db)
         self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,

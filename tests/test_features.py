@@ -239,14 +239,19 @@ def test_blind_transfer_connects_the_caller_to_the_target(
     assert "101" in rows[1][2]  # the second call's caller is Alice, not the box
 
 
-def test_blind_transfer_to_nobody_returns_the_call(
-        box: EngineProcess, settings: Settings, tmp_path: Path) -> None:
-    """A transfer to an unknown number fails; Alice is back with Bob."""
+@pytest.mark.parametrize(("target", "code"), [
+    ("109", 404),  # nobody has that number: the call comes back
+    ("sip:103@127.0.0.9:5999", 403),  # not the box: refused, the engine dials nothing
+])
+def test_failed_blind_transfer_keeps_the_call(
+        box: EngineProcess, settings: Settings, tmp_path: Path, target: str, code: int) -> None:
+    """A transfer that cannot work leaves Alice with Bob."""
     rec = tmp_path / "rec"
     with alice_talks_to_bob(settings, rec, carol=False) as t:
-        t.bob.send(cmd="xfer", id=t.bob_call, uri=uri(settings, "109"))
+        refer_to = target if target.startswith("sip:") else uri(settings, target)
+        t.bob.send(cmd="xfer", id=t.bob_call, uri=refer_to)
         final = t.bob.wait(lambda e: e.get("event") == "xfer_status" and e.get("final"))
-        assert final["code"] == 404
+        assert final["code"] == code
         time.sleep(1.5)
         assert t.alice.states()[str(t.alice_call)] == "CONFIRMED"
         assert t.bob.states()[str(t.bob_call)] == "CONFIRMED"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 import socket
@@ -28,6 +29,7 @@ from ..sip import (
     SipParseError,
     SipUri,
     make_response,
+    parse_uri,
     torture_response,
 )
 from ..sip.headers import Via
@@ -67,6 +69,20 @@ class EdgeConfig:
     nonce_ttl_s: float = 300.0
     guard: GuardConfig = field(default_factory=GuardConfig)
     keepalive_s: float = 30.0  # OPTIONS to every binding this often; 0: never
+
+
+def _is_local_ip(host: str) -> bool:
+    """True if host is an IP address of this machine (binding to it succeeds)."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return False
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+    except OSError:
+        return False
+    return True
 
 
 class Edge:
@@ -218,6 +234,22 @@ class Edge:
             host = "127.0.0.1"
         self._local_ip_cache[peer] = host
         return host
+
+    def is_box_uri(self, text: str) -> bool:
+        """Whether a URI (a transfer's Refer-To) names the box itself: its address or realm.
+
+        Thread-safe (the engine asks from its own thread): it only reads.
+        """
+        try:
+            uri = parse_uri(text.strip().strip("<>"))
+        except SipParseError:
+            return False
+        if not isinstance(uri, SipUri) or not uri.user:
+            return False
+        host = uri.host.strip("[]")
+        if (uri.port or 5060) != self.config.port:
+            return False
+        return host.lower() in ("localhost", self.devices.realm.lower()) or _is_local_ip(host)
 
     def _is_us(self, host: str, port: int | None) -> bool:
         return (port or 5060) == self.config.port and (

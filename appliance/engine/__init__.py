@@ -132,6 +132,11 @@ class Engine:
         """Use this WAV file as the music on hold."""
         await self.run("set_music", path)
 
+    def set_transfer_policy(self, target_ok: Callable[[str], bool]) -> None:
+        """Which Refer-To URIs a transfer may dial (called in the owner thread)."""
+        if self._owner is not None:
+            self._owner.transfer_target_ok = target_ok
+
     async def legs(self) -> list[LegInfo]:
         """Snapshots of all live legs."""
         return list(await self.run("legs"))

@@ -64,6 +64,8 @@ class Owner(threading.Thread):
         self._finished: list[str] = []
         self.bridges = Bridges(self._legs)
         self._replacing: dict[str, Leg] = {}  # old leg id -> the Leg replacing it
+        # Set by the box once the SIP edge runs: does a Refer-To name the box itself?
+        self.transfer_target_ok: Callable[[str], bool] = lambda _uri: False
         self.last_poll = time.monotonic()
 
     # --- called from other threads -------------------------------------------------
@@ -89,6 +91,12 @@ class Owner(threading.Thread):
     def run(self) -> None:
         try:
             info = self._start_library()
+        except pj.Error as exc:
+            # pjsua2's Error has an empty str(); info() says what failed (a port in use...).
+            log.error("pjsua2 failed to start: %s", exc.info())
+            self.started.set_exception(EngineError(exc.info()))
+            self._shutdown()
+            return
         except Exception as exc:
             log.exception("pjsua2 failed to start")
             self.started.set_exception(exc)
@@ -259,12 +267,20 @@ class Owner(threading.Thread):
         if self.bridges.peer(leg.leg_id) is None:
             prm.statusCode = 403  # nothing to transfer: the leg is in no bridge
             return
+        target = str(prm.dstUri)
+        if not self.transfer_target_ok(target):
+            # Only the box routes transfers: a Refer-To elsewhere would make the engine
+            # dial any host on the internet on a phone's say-so.
+            log.warning("transfer from %s to %s refused: not an address of the box",
+                        leg.leg_id, target[:120])
+            prm.statusCode = 403
+            return
         assert self._account is not None
         new = Leg(self, self._account, pj.PJSUA_INVALID_ID, outbound=True)
         self.adopt(new)
         prm.newCall = new
         log.info("transfer: %s asks for %s (new leg %s)", leg.leg_id, prm.dstUri, new.leg_id)
-        self.emit(TransferEvent(leg.leg_id, new.leg_id, str(prm.dstUri)))
+        self.emit(TransferEvent(leg.leg_id, new.leg_id, target))
 
     def on_replace_request(self, leg: Leg, prm: Any) -> None:
         """An INVITE with Replaces for this leg: give pjsua2 the Leg that takes over."""
