@@ -228,7 +228,9 @@ class Box:
                 "media": None if m is None or m.slot < 0 else {
                     "slot": m.slot, "listeners": list(m.listeners),
                     "rx_packets": m.rx_packets, "tx_packets": m.tx_packets,
-                    "rx_lost": m.rx_lost, "jitter_ms": m.jitter_ms}})
+                    "rx_lost": m.rx_lost, "jitter_ms": m.jitter_ms,
+                    "rtp": {"local": m.local_rtp, "remote": m.remote_rtp,
+                            "source": m.source_rtp}}})
         return out
 
     async def _registrations(self, req: Request) -> list[dict[str, Any]]:

@@ -91,10 +91,14 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         samples, rate = read_wav(wav)
         window = middle(samples, rate, 1.0)
         cid = wav.stem.rsplit("-", 1)[1]
+        mine = at_caller_stats.get(cid, {})
+        # The engine leg that talks to this call, and any leg that looks wrong.
+        facing = [leg for leg in legs if leg["media"]
+                  and mine.get("local") in (leg["media"]["rtp"]["remote"],
+                                            leg["media"]["rtp"]["source"])]
         quiet = [leg for leg in legs if not leg["media"] or not leg["media"]["listeners"]
-                 or leg["media"]["rx_packets"] < 50]
-        assert tone_ratio(window, rate, CALLEE_TONE) > 0.8, (
-            wav.name, at_caller_stats.get(cid), quiet)
+                 or leg["media"]["rx_packets"] < 50 or leg["media"]["tx_packets"] < 50]
+        assert tone_ratio(window, rate, CALLEE_TONE) > 0.8, (wav.name, mine, facing, quiet)
 
     rows = sqlite3.connect(settings.db_path).execute(
         "SELECT disposition, count(*) FROM call_records GROUP BY disposition").fetchall()

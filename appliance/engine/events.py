@@ -61,6 +61,9 @@ class MediaStats:
     tx_packets: int = 0
     rx_lost: int = 0
     jitter_ms: float = 0.0
+    local_rtp: str = ""  # where the engine receives this leg's RTP
+    remote_rtp: str = ""  # where it sends it (from the far end's SDP, or learned)
+    source_rtp: str = ""  # where the RTP it receives comes from
 
 
 @dataclass(frozen=True)

@@ -158,11 +158,15 @@ class Leg(pj.Call):
                 return MediaStats(self.leg_id)
             port = self.getAudioMedia(index).getPortInfo()
             rtcp = self.getStreamStat(index).rtcp
+            transport = self.getMedTransportInfo(index)
             return MediaStats(
                 self.leg_id, slot=int(port.portId), listeners=tuple(int(x) for x in port.listeners),
                 rx_packets=int(rtcp.rxStat.pkt), tx_packets=int(rtcp.txStat.pkt),
                 rx_lost=int(rtcp.rxStat.loss),
-                jitter_ms=round(rtcp.rxStat.jitterUsec.mean / 1000, 2))
+                jitter_ms=round(rtcp.rxStat.jitterUsec.mean / 1000, 2),
+                local_rtp=str(transport.localRtpName),
+                remote_rtp=str(self.getStreamInfo(index).remoteRtpAddress),
+                source_rtp=str(transport.srcRtpName))
         except pj.Error:
             return MediaStats(self.leg_id)
 

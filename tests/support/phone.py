@@ -305,8 +305,12 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                         media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     port = self.getAudioMedia(index).getPortInfo()
                     rtcp = self.getStreamStat(index).rtcp
+                    transport = self.getMedTransportInfo(index)
                     return {"slot": port.portId, "listeners": list(port.listeners),
                             "rx": rtcp.rxStat.pkt, "tx": rtcp.txStat.pkt,
+                            "local": str(transport.localRtpName),
+                            "remote": str(self.getStreamInfo(index).remoteRtpAddress),
+                            "source": str(transport.srcRtpName),
                             "recorder": self.recorder is not None,
                             "tone": self.tonegen is not None}
             return {"media": "none"}
