@@ -562,3 +562,50 @@ def test_reload_ends_subscriptions_of_removed_devices(fake: FakeEdge) -> None:
     [(last, _)] = fake.sent
     assert last.header("Subscription-State") == "terminated;reason=rejected"  # type: ignore[union-attr]
 
+
+# --- the switchboard's reports ---------------------------------------------------------
+
+class Recorder:
+    """A presence that writes down what the switchboard reports."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, ...]] = []
+
+    def ringing(self, call_id: str, extension: str, caller_device: str = "") -> None:
+        self.reports.append(("ringing", extension, caller_device))
+
+    def answered(self, call_id: str, extension: str) -> None:
+        self.reports.append(("answered", extension))
+
+    def ended(self, call_id: str) -> None:
+        self.reports.append(("ended",))
+
+
+async def test_the_switchboard_reports_ringing_answer_and_end() -> None:
+    from appliance.engine import LegEvent, LegInfo, LegState
+    from appliance.engine.events import Direction
+    from appliance.switchboard import Switchboard
+    from tests.test_switchboard import Directory, FakeEngine, Log, settle
+
+    engine, presence = FakeEngine(), Recorder()
+    sb = Switchboard(engine, Directory({"200": ["sip:desk", "sip:soft"]}),  # type: ignore[arg-type]
+                     Log(), presence=presence)
+    sb.attach()
+    assert engine.handler is not None
+    engine.handler(LegEvent(LegInfo("A1", Direction.INBOUND, LegState.INCOMING, "sip:box",
+                                    "sip:far", request_user="200",
+                                    headers={"x-pbx-device": "101"})))
+    await settle()
+    assert presence.reports == [("ringing", "200", "101")]
+    engine.emit(engine.legs[1], LegState.CONFIRMED, code=200)
+    await settle()
+    assert presence.reports[1:] == [("answered", "200")]
+    engine.emit("A1", LegState.DISCONNECTED, code=200, side="remote", inbound=True)
+    await settle()
+    assert presence.reports[2:] == [("ended",)]
+    # Unknown numbers never ring, so they never light a lamp.
+    engine.emit("A2", LegState.INCOMING, inbound=True, user="999")
+    await settle()
+    engine.emit("A2", LegState.DISCONNECTED, code=404, side="local", inbound=True)
+    await settle()
+    assert presence.reports[3:] == [("ended",)]
