@@ -141,7 +141,8 @@ class Switchboard:
         self.accepting = True
         self.ring_timeout_s = ring_timeout_s
         self.data_dir = data_dir  # recordings go under <data_dir>/recordings; None: never
-        self.presence = presence or NullPresence()  # busy lamps (the edge's notifier)
+        # Busy lamps (the edge's notifier). Not `or`: an empty LineStates is falsy.
+        self.presence = presence if presence is not None else NullPresence()
         self._now = now or (lambda: datetime.now(UTC))
         self._calls: dict[str, CallRecord] = {}
         self._by_leg: dict[str, str] = {}
