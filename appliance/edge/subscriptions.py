@@ -554,9 +554,9 @@ class Subscriptions:
         if reply.status == 200:
             sub = self.table.get((req.call_id, req.from_.tag or "", reply.to.tag or ""))
             if sub is not None:
-                log.info("edge: %s subscribed to %s of %s from %s %s:%d for %d s",
+                log.info("edge: %s subscribed to %s of %s from %s %s:%d for %s s",
                          sub.device, sub.event, sub.resource, source.transport, source.host,
-                         source.port, sub.remaining(self.clock()))
+                         source.port, reply.header("Expires"))
         return reply
 
     def response(self, resp: Response) -> bool:
