@@ -327,13 +327,14 @@ def test_refresh_extends_and_notifies_and_unsubscribe_terminates() -> None:
     assert reply is not None and reply.status == 200 and reply.header("Expires") == "600"
     again = only(h.table.flush())
     assert again.header("Subscription-State") == "active;expires=600"
-    assert h.table.in_dialog(refresh, PHONE) is reply  # a retransmission: the same answer
+    assert h.table.in_dialog(refresh, PHONE) == reply  # a retransmission: the same answer
     assert h.table.in_dialog(subscribe(cseq=1, to_tag="t1"), PHONE).status == 500  # type: ignore[union-attr]
     h.table.response(answer(again))
     h.clock.now += 599  # 1099 s after the start: the first expiry has long passed
     assert len(h.table) == 1
     bye = h.table.in_dialog(subscribe(expires=0, cseq=3, to_tag="t1"), PHONE)
     assert bye is not None and bye.status == 200 and bye.header("Expires") == "0"
+    assert h.table.in_dialog(subscribe(expires=0, cseq=3, to_tag="t1"), PHONE) == bye
     last = only(h.table.flush())
     assert last.header("Subscription-State") == "terminated;reason=timeout"
     assert last.cseq.number == 3 and root(last.body).get("version") == "2"
@@ -368,12 +369,15 @@ def test_refusals_and_retransmissions_of_the_initial_subscribe() -> None:
     assert h.subscribe(accept="application/dialog-info+xml, */*").status == 200
     first = h.subscribe(call_id="sub-2", expires=None)
     assert first.header("Expires") == "3600"
-    assert h.subscribe(call_id="sub-2", expires=None) is first  # retransmission: same answer
+    assert h.subscribe(call_id="sub-2", expires=None) == first  # retransmission: same answer
     assert len(h.table) == 2
     assert h.subscribe(call_id="sub-3", expires=99999).status == 503  # per source
     other = Source("UDP", "192.168.1.51", 5062)
     assert h.subscribe(other, call_id="sub-4", expires=99999).header("Expires") == "3600"
     assert h.subscribe(Source("UDP", "192.168.1.52", 5062), call_id="sub-5").status == 503
+    huge = h.subscribe(Source("UDP", "192.168.1.60", 5062), call_id="big",
+                       contact="<sip:101@192.168.1.60:5062;x=" + "a" * 5000 + ">")
+    assert huge.status == 413
     # Message waiting: only the device's own mailbox.
     assert h.subscribe(other, event="message-summary", user="102", call_id="m1").status == 403
 
@@ -553,6 +557,27 @@ def test_message_waiting_through_the_edge(fake: FakeEdge) -> None:
     assert b"Messages-Waiting: yes" in update.body and b"Voice-Message: 2/1" in update.body  # type: ignore[union-attr]
 
 
+def test_the_edge_retransmits_and_expires_on_its_monotonic_clock(fake: FakeEdge) -> None:
+    out = fake.authenticated(expires=60)
+    notify = out[1][0]
+    subs = fake.edge.subscriptions
+    fake.sent.clear()
+    fake.mono.now += 0.5
+    subs.tick()
+    assert [m.to_bytes() for m, _ in fake.sent] == [notify.to_bytes()]  # Timer E
+    fake.receive(answer(notify))  # type: ignore[arg-type]
+    fake.clock.now += 3600  # the wall clock jumping (NTP) changes nothing
+    subs.tick()
+    assert fake.sent == []
+    fake.mono.now += 60
+    subs.tick()
+    [(last, dest)] = fake.sent
+    assert dest == PHONE
+    assert last.header("Subscription-State") == "terminated;reason=timeout"  # type: ignore[union-attr]
+    fake.receive(answer(last))  # type: ignore[arg-type]
+    assert subs.snapshot() == []
+
+
 def test_reload_ends_subscriptions_of_removed_devices(fake: FakeEdge) -> None:
     out = fake.authenticated()
     fake.receive(answer(out[1][0]))  # type: ignore[arg-type]
@@ -609,3 +634,12 @@ async def test_the_switchboard_reports_ringing_answer_and_end() -> None:
     engine.emit("A2", LegState.DISCONNECTED, code=404, side="local", inbound=True)
     await settle()
     assert presence.reports[3:] == [("ended",)]
+
+
+def test_an_empty_line_table_is_still_the_switchboards_presence() -> None:
+    from appliance.switchboard import Switchboard
+
+    table, _changes = lines()
+    assert len(table) == 0  # falsy: the switchboard must not swap in a null presence
+    sb = Switchboard(None, None, None, presence=table)  # type: ignore[arg-type]
+    assert sb.presence is table

@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 BRANCH_PREFIX = "z9hG4bKsn-"
 PACKAGES = {"dialog": DIALOG_INFO, "message-summary": MESSAGE_SUMMARY}
 ALLOW_EVENTS = "dialog, message-summary"
+# Header bytes an initial SUBSCRIBE may carry: a desk phone's is under 1.5 KB with its
+# credentials, and a subscription keeps parts of it for its lifetime.
+MAX_SUBSCRIBE_HEAD = 4096
 # Never wake the loop more often than this (a bad clock must not make it spin).
 MIN_SLEEP_S = 0.01
 
@@ -109,7 +112,7 @@ class Subscription:
     route_set: tuple[str, ...]  # Record-Route of the SUBSCRIBE (a proxy in front of us)
     expires_at: float
     remote_cseq: int
-    last_response: Response  # resent for a retransmitted SUBSCRIBE
+    granted: int  # the Expires of the last SUBSCRIBE accepted (its 200 is rebuilt from it)
     local_cseq: int = 0
     version: int = 0  # of the next dialog-info document (RFC 4235 §4.1.1)
     ending: str | None = None  # the reason of the terminated NOTIFY, once decided
@@ -201,7 +204,7 @@ class SubscriptionTable:
         key = self._initial.get((req.call_id, req.from_.tag or ""))
         sub = self._subs.get(key) if key is not None else None
         if sub is not None and sub.remote_cseq == req.cseq.number:
-            return sub.last_response
+            return self._ok(req, sub)
         return None
 
     def subscribe(self, req: Request, source: Source, device: Device, known: set[str],
@@ -238,6 +241,9 @@ class SubscriptionTable:
         contacts = req.contacts
         if len(contacts) != 1 or not isinstance(contacts[0].uri, SipUri):
             return make_response(req, 400, "Bad Contact")
+        if sum(len(h.name) + len(h.value) for h in req.headers) > MAX_SUBSCRIBE_HEAD:
+            # What a subscription keeps comes from these headers: bounded per subscription.
+            return make_response(req, 413, "Subscription Request Too Large")
         if len(self._subs) >= self.config.max_total or \
                 self._per_source[source.host] >= self.config.max_per_source:
             return make_response(req, 503, "Too Many Subscriptions",
@@ -246,15 +252,12 @@ class SubscriptionTable:
         tag = self.tags()
         key = (req.call_id, req.from_.tag or "", tag)
         entity = str(to_uri or uri or req.to.uri)
-        contact = self._contact(resource, via_host, source.transport)
-        reply = make_response(req, 200, to_tag=tag, headers=[
-            Header("Expires", str(expires)), Header("Contact", contact)])
         sub = Subscription(
             key=key, event=event.package, event_id=event.id, resource=resource,
             device=device.username, flow=source, target=str(contacts[0].uri),
             remote=str(req.from_), local=str(req.to.with_param("tag", tag)), entity=entity,
             via_host=via_host, route_set=req.header_values("Record-Route"),
-            expires_at=now + expires, remote_cseq=req.cseq.number, last_response=reply)
+            expires_at=now + expires, remote_cseq=req.cseq.number, granted=expires)
         self._subs[key] = sub
         self._initial[(req.call_id, req.from_.tag or "")] = key
         self._by_resource.setdefault((sub.event, resource), {})[key] = None
@@ -263,21 +266,23 @@ class SubscriptionTable:
             sub.ending = "timeout"  # a fetch: the state once, then nothing
         self._dirty[key] = None
         self._arm(sub)
-        return reply
+        return self._ok(req, sub)
 
     def in_dialog(self, req: Request, source: Source) -> Response | None:
         """A request inside a subscription: refresh, unsubscribe, or not allowed (405)."""
         sub = self._subs.get((req.call_id, req.from_.tag or "", req.to.tag or ""))
         if req.method == "ACK":
             return None
-        if sub is None or sub.ending is not None:
+        if sub is None:
             return make_response(req, 481)
         if req.method != "SUBSCRIBE":
             return make_response(req, 405, headers=[Header("Allow", "SUBSCRIBE")])
         if req.cseq.number < sub.remote_cseq:
             return make_response(req, 500, "Out of Order")
         if req.cseq.number == sub.remote_cseq:
-            return sub.last_response
+            return self._ok(req, sub)  # a retransmission (of an unsubscribe, too)
+        if sub.ending is not None:
+            return make_response(req, 481)
         values = req.header_values("Event")
         event = parse_event(values[0]) if len(values) == 1 else None
         if event is None or (event.package, event.id) != (sub.event, sub.event_id):
@@ -295,15 +300,19 @@ class SubscriptionTable:
         if len(contacts) == 1 and isinstance(contacts[0].uri, SipUri):
             sub.target = str(contacts[0].uri)
         sub.expires_at = self.clock() + expires
+        sub.granted = expires
         if expires == 0:
             sub.ending = "timeout"
-        sub.last_response = make_response(req, 200, headers=[
-            Header("Expires", str(expires)),
-            Header("Contact", self._contact(sub.resource, sub.via_host, sub.flow.transport))])
         # RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY of the current state.
         self._dirty[sub.key] = None
         self._arm(sub)
-        return sub.last_response
+        return self._ok(req, sub)
+
+    def _ok(self, req: Request, sub: Subscription) -> Response:
+        """The 200 for an accepted SUBSCRIBE (rebuilt the same for its retransmissions)."""
+        return make_response(req, 200, to_tag=sub.key[2], headers=[
+            Header("Expires", str(sub.granted)),
+            Header("Contact", self._contact(sub.resource, sub.via_host, sub.flow.transport))])
 
     def _expires(self, req: Request) -> int | Response:
         try:
