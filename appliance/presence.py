@@ -144,6 +144,8 @@ class MessageSummary:
     old: int = 0
 
 
+# An extension's mailbox, read for every message-summary NOTIFY on the event loop: it
+# must answer from memory (voicemail keeps the counts), never from the disk.
 Mailbox = Callable[[str], MessageSummary]
 
 

@@ -370,6 +370,9 @@ def test_refusals_and_retransmissions_of_the_initial_subscribe() -> None:
     first = h.subscribe(call_id="sub-2", expires=None)
     assert first.header("Expires") == "3600"
     assert h.subscribe(call_id="sub-2", expires=None) == first  # retransmission: same answer
+    # ... only to its own flow: anyone else must authenticate to learn our tag.
+    assert h.table.retransmission(subscribe(call_id="sub-2"), Source("UDP", "10.9.9.9", 5060)) \
+        is None
     assert len(h.table) == 2
     assert h.subscribe(call_id="sub-3", expires=99999).status == 503  # per source
     other = Source("UDP", "192.168.1.51", 5062)
@@ -442,7 +445,8 @@ class FakeEdge:
         auth = client_authorization(
             username=username, realm="office-pbx", nonce=nonce, uri=target, method="SUBSCRIBE",
             ha1_hex=ha1(username, "office-pbx", password, "SHA-256"), algorithm="SHA-256")
-        return self.receive(subscribe(branch=branch + "a", cseq=2, auth=auth, **kw))  # type: ignore[arg-type]
+        self.last = subscribe(branch=branch + "a", cseq=2, auth=auth, **kw)  # type: ignore[arg-type]
+        return self.receive(self.last)
 
 
 @pytest.fixture
@@ -501,8 +505,12 @@ def test_busy_lamp_through_the_edge(fake: FakeEdge) -> None:
     assert notify.top_via.branch.startswith(BRANCH_PREFIX)  # type: ignore[union-attr]
     # The answer is consumed by the edge, not forwarded to the engine.
     assert fake.receive(answer(notify)) == []
+    # A retransmitted SUBSCRIBE gets the same 200, and no second subscription or NOTIFY.
+    assert fake.receive(fake.last) == [(ok, PHONE)]
+    assert len(fake.edge.subscriptions.table) == 1
     # The switchboard rings 102 from 101's desk phone: one NOTIFY, early.
     presence = fake.edge.subscriptions.lines
+    fake.sent.clear()
     presence.ringing("call-1", "102", "101")
     [(early, _)] = fake.sent
     assert isinstance(early, Request) and states_of(early.body) == ["early"]

@@ -359,7 +359,7 @@ class Edge:
     def _subscription(self, req: Request, source: Source) -> None:
         """A SUBSCRIBE, or a request in one of our subscriptions: the edge is the notifier."""
         device = None
-        if self.subscriptions.needs_auth(req):
+        if self.subscriptions.needs_auth(req, source):
             verdict = self._authenticate(req, source)
             if verdict.device is None:
                 self._refuse(verdict, req, source)

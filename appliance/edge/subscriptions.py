@@ -197,20 +197,22 @@ class SubscriptionTable:
             return make_response(req, 489, headers=[Header("Allow-Events", ALLOW_EVENTS)])
         return None
 
-    def retransmission(self, req: Request) -> Response | None:
+    def retransmission(self, req: Request, source: Source) -> Response | None:
         """Our answer again, if req is a retransmitted initial SUBSCRIBE we accepted."""
         if req.to.tag is not None:
             return None
         key = self._initial.get((req.call_id, req.from_.tag or ""))
         sub = self._subs.get(key) if key is not None else None
-        if sub is not None and sub.remote_cseq == req.cseq.number:
+        # Only to the flow it came from: the 200 names our tag, which nobody else may learn
+        # without authenticating.
+        if sub is not None and sub.remote_cseq == req.cseq.number and sub.flow == source:
             return self._ok(req, sub)
         return None
 
     def subscribe(self, req: Request, source: Source, device: Device, known: set[str],
                   via_host: str) -> Response:
         """An authenticated initial SUBSCRIBE: create the subscription or refuse it."""
-        again = self.retransmission(req)
+        again = self.retransmission(req, source)
         if again is not None:
             return again
         refusal = self.precheck(req)
@@ -546,17 +548,17 @@ class Subscriptions:
         """Whether this request is for the notifier (SUBSCRIBE, or in one of our dialogs)."""
         return self.table.owns(req)
 
-    def needs_auth(self, req: Request) -> bool:
+    def needs_auth(self, req: Request, source: Source) -> bool:
         """Whether the edge must authenticate req first (an initial SUBSCRIBE we serve)."""
         return req.to.tag is None and self.table.precheck(req) is None \
-            and self.table.retransmission(req) is None
+            and self.table.retransmission(req, source) is None
 
     def request(self, req: Request, source: Source, device: Device | None,
                 via_host: str) -> Response | None:
         """Answer a request owns() accepted; device is who authenticated, if anyone."""
         if req.to.tag is not None:
             return self.table.in_dialog(req, source)
-        early = self.table.precheck(req) or self.table.retransmission(req)
+        early = self.table.precheck(req) or self.table.retransmission(req, source)
         if early is not None or device is None:
             return early
         reply = self.table.subscribe(req, source, device, self._known_extensions(), via_host)
