@@ -329,6 +329,8 @@ def test_refresh_extends_and_notifies_and_unsubscribe_terminates() -> None:
     assert again.header("Subscription-State") == "active;expires=600"
     assert h.table.in_dialog(refresh, PHONE) == reply  # a retransmission: the same answer
     assert h.table.in_dialog(subscribe(cseq=1, to_tag="t1"), PHONE).status == 500  # type: ignore[union-attr]
+    bloated = subscribe(cseq=9, to_tag="t1", contact="<sip:x@y;p=" + "z" * 5000 + ">")
+    assert h.table.in_dialog(bloated, PHONE).status == 413  # type: ignore[union-attr]
     h.table.response(answer(again))
     h.clock.now += 599  # 1099 s after the start: the first expiry has long passed
     assert len(h.table) == 1

@@ -140,6 +140,11 @@ def _host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def _too_large(req: Request) -> bool:
+    """What a subscription keeps comes from its SUBSCRIBE's headers: bound them."""
+    return sum(len(h.name) + len(h.value) for h in req.headers) > MAX_SUBSCRIBE_HEAD
+
+
 def parse_expires(req: Request) -> int | None:
     """The Expires header in seconds (None if absent); `SipParseError` if malformed."""
     values = req.header_values("Expires")
@@ -243,8 +248,7 @@ class SubscriptionTable:
         contacts = req.contacts
         if len(contacts) != 1 or not isinstance(contacts[0].uri, SipUri):
             return make_response(req, 400, "Bad Contact")
-        if sum(len(h.name) + len(h.value) for h in req.headers) > MAX_SUBSCRIBE_HEAD:
-            # What a subscription keeps comes from these headers: bounded per subscription.
+        if _too_large(req):
             return make_response(req, 413, "Subscription Request Too Large")
         if len(self._subs) >= self.config.max_total or \
                 self._per_source[source.host] >= self.config.max_per_source:
@@ -292,6 +296,8 @@ class SubscriptionTable:
         expires = self._expires(req)
         if isinstance(expires, Response):
             return expires
+        if _too_large(req):
+            return make_response(req, 413, "Subscription Request Too Large")
         sub.remote_cseq = req.cseq.number
         if source != sub.flow:
             # The phone's NAT mapping moved: NOTIFYs follow the flow it uses now.
