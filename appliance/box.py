@@ -115,8 +115,10 @@ class Box:
         self.engine.set_transfer_policy(self.edge.is_box_uri)
 
         self.calllog = calllog.DbCallLog(db)
+        # The switchboard reports its calls to the edge's notifier (busy lamps).
         self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,
-                                       data_dir=s.data_dir)
+                                       data_dir=s.data_dir,
+                                       presence=self.edge.subscriptions.lines)
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
@@ -182,6 +184,7 @@ class Box:
         self.control.route("GET", "/calls", self._calls)
         self.control.route("GET", "/bans", self._bans)
         self.control.route("GET", "/registrations", self._registrations)
+        self.control.route("GET", "/subscriptions", self._subscriptions)
         self.control.route("GET", "/legs", self._legs)
         self.control.route("GET", "/extensions", self._ext_list)
         self.control.route("POST", "/extensions", self._ext_add)
@@ -202,6 +205,7 @@ class Box:
                     "edge": f"{self.settings.sip_bind}:{self.settings.sip_port}",
                     "registrations": len(self.edge.location.all()) if self.edge else 0,
                     **(self.edge.keepalive.counts() if self.edge else {}),
+                    **(self.edge.subscriptions.counts() if self.edge else {}),
                     "bans": len(self.edge.guard.bans()) if self.edge else 0,
                     # Where bans are enforced: "nftables" (the kernel, and the edge too)
                     # or "in-process" (the edge alone; firewall_reason says why).
@@ -248,6 +252,12 @@ class Box:
                         "expires": b.remaining(now), "state": state.value, "rtt_ms": rtt_ms,
                         "user_agent": b.user_agent})
         return out
+
+    async def _subscriptions(self, req: Request) -> list[dict[str, Any]]:
+        if req.body is not None:
+            raise BadRequest("GET /subscriptions takes no body")
+        assert self.edge is not None
+        return self.edge.subscriptions.snapshot()
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:
         assert self.edge is not None

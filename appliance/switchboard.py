@@ -32,6 +32,7 @@ from .engine import (
     TransferEvent,
 )
 from .features import Feature, FeatureCall
+from .presence import NullPresence, Presence
 from .transfers import Bridge, Transfer
 
 log = logging.getLogger(__name__)
@@ -133,13 +134,15 @@ class Switchboard:
     def __init__(self, engine: Engine, directory: Directory, calllog: CallLog,
                  now: Callable[[], datetime] | None = None,
                  ring_timeout_s: float = RING_TIMEOUT_S,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, presence: Presence | None = None) -> None:
         self.engine = engine
         self.directory = directory
         self.calllog = calllog
         self.accepting = True
         self.ring_timeout_s = ring_timeout_s
         self.data_dir = data_dir  # recordings go under <data_dir>/recordings; None: never
+        # Busy lamps (the edge's notifier). Not `or`: an empty LineStates is falsy.
+        self.presence = presence if presence is not None else NullPresence()
         self._now = now or (lambda: datetime.now(UTC))
         self._calls: dict[str, CallRecord] = {}
         self._by_leg: dict[str, str] = {}
@@ -223,6 +226,8 @@ class Switchboard:
         if not targets:
             await self._fail(call, 480)
             return
+        # Before any await: the caller may hang up meanwhile, and its end must come after.
+        self.presence.ringing(call.call_id, call.dialled, leg.headers.get("x-pbx-device", ""))
         await self._safe(self.engine.answer(leg.leg_id, 180))
         for index, uri in enumerate(targets):
             # Claim the leg id before dialling: a fast far end answers before
@@ -273,6 +278,7 @@ class Switchboard:
         call.answered_contact = leg.remote_uri
         call.answered_extension = picker
         call.rang.append(leg.remote_uri)
+        self.presence.answered(call.call_id, picker)
         if call.timer:
             call.timer.cancel()
         ringing = list(call.ringing)
@@ -321,6 +327,7 @@ class Switchboard:
             call.answered_leg = leg.leg_id
             call.answered_at = self._now()
             call.answered_contact = call.ringing.pop(leg.leg_id, "")
+            self.presence.answered(call.call_id, call.dialled)
             if call.timer:
                 call.timer.cancel()
             for out in list(call.ringing):
@@ -368,6 +375,7 @@ class Switchboard:
         if call.timer:
             call.timer.cancel()
         call.ended_at = self._now()
+        self.presence.ended(call.call_id)
         self.calllog.finished(call)
 
     # --- transfers ------------------------------------------------------------------

@@ -47,6 +47,7 @@ from .proxy import (
 )
 from .registrar import Authenticator, AuthVerdict, Devices, Registrar, load_devices
 from .security import Ban, Guard, GuardConfig
+from .subscriptions import SubscriptionConfig, Subscriptions
 from .transport import Source, Transports
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class EdgeConfig:
     nonce_ttl_s: float = 300.0
     guard: GuardConfig = field(default_factory=GuardConfig)
     keepalive_s: float = 30.0  # OPTIONS to every binding this often; 0: never
+    subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
 
 
 def _is_local_ip(host: str) -> bool:
@@ -114,6 +116,10 @@ class Edge:
             KeepaliveConfig(interval_s=config.keepalive_s), self.location,
             lambda req, dest: self.transports.send(req, dest), self.local_host_toward,
             config.port, clock=monotonic)
+        # Busy lamps and voicemail lamps: the edge is the notifier (edge/subscriptions.py).
+        self.subscriptions = Subscriptions(
+            config.subscriptions, lambda: self.devices,
+            lambda req, dest: self.transports.send(req, dest), config.port, clock=monotonic)
         self._flusher: asyncio.Task[None] | None = None
         self._local_ip_cache: dict[str, str] = {}
         self.guard = Guard(config.guard, clock, on_ban=self._banned)
@@ -137,6 +143,7 @@ class Edge:
     async def stop(self) -> None:
         """Stop listening; write the last registration changes."""
         await self.keepalive.stop()
+        self.subscriptions.stop()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,6 +174,7 @@ class Edge:
                     self.location.remove(binding)
                     log.info("edge: dropped the registration of %s (%s)", username,
                              "device removed" if after is None else "credentials changed")
+        self.subscriptions.reload()
 
     async def flush(self) -> None:
         """Write pending registration changes in one transaction."""
@@ -313,6 +321,10 @@ class Edge:
             self._reply(reply, req, source)
             return
 
+        if self.subscriptions.owns(req):
+            self._subscription(req, source)
+            return
+
         in_dialog = req.to.tag is not None or req.method in ("ACK", "CANCEL")
         routes = req.routes
         if routes and own_route(routes[0], self._our_hosts(), self.config.port):
@@ -326,12 +338,10 @@ class Edge:
             return
 
         if not in_dialog:
-            if req.method == "SUBSCRIBE":
-                self._reply(make_response(req, 489), req, source)
-                return
             if req.method != "INVITE":
                 self._reply(make_response(req, 405, headers=[
-                    Header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")]), req, source)
+                    Header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE")]),
+                    req, source)
                 return
             verdict = self._authenticate(req, source)
             if verdict.device is None:
@@ -345,6 +355,21 @@ class Edge:
                 record_route(host, self.config.port, self.tokens.encode(source),
                              source.transport))
         self._forward(req, self.engine, incoming_branch=via.branch or "")
+
+    def _subscription(self, req: Request, source: Source) -> None:
+        """A SUBSCRIBE, or a request in one of our subscriptions: the edge is the notifier."""
+        device = None
+        if self.subscriptions.needs_auth(req, source):
+            verdict = self._authenticate(req, source)
+            if verdict.device is None:
+                self._refuse(verdict, req, source)
+                return
+            device = verdict.device
+        reply = self.subscriptions.request(req, source, device,
+                                           self.local_host_toward(source.host))
+        if reply is not None:
+            self._reply(reply, req, source)
+        self.subscriptions.flush()  # the NOTIFY after the 200, never before it
 
     def _authenticate(self, req: Request, source: Source) -> AuthVerdict:
         """Digest check, remembering successes per transaction for retransmissions."""
@@ -429,8 +454,9 @@ class Edge:
 
     def _response(self, resp: Response, source: Source) -> None:
         vias = resp.vias
-        if len(vias) == 1 and self.keepalive.response(resp):
-            return  # an answer to the edge's own keepalive OPTIONS
+        if len(vias) == 1 and (self.keepalive.response(resp)
+                               or self.subscriptions.response(resp)):
+            return  # an answer to the edge's own keepalive OPTIONS or NOTIFY
         if len(vias) < 2 or not self._is_us(vias[0].host, vias[0].port):
             self.stats["dropped"] += 1
             return
