@@ -8,6 +8,7 @@ also recorded at the caller, where the callee's 2900 Hz tone must arrive.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -61,6 +62,9 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         # Media wiring and RTP counters, for the failure messages below.
         legs = control(settings.control_socket, "GET", "/legs")
         at_caller_stats = caller.stats()
+        at_callee_stats = callee.stats()
+        (tmp_path / "media.json").write_text(json.dumps(
+            {"legs": legs, "caller": at_caller_stats, "callee": at_callee_stats}, indent=1))
         caller.send(cmd="hangup_all")
         caller.wait_count(lambda e: e.get("state") == "DISCONNECTED", CALLS, timeout=60)
         callee.wait_count(lambda e: e.get("state") == "DISCONNECTED", CALLS, timeout=60)
@@ -102,7 +106,9 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         quiet = [leg for leg in legs if not leg["media"] or not leg["media"]["listeners"]
                  or leg["media"]["rx_packets"] < 50 or leg["media"]["tx_packets"] < 50]
         presence = tone_presence(window, rate, CALLEE_TONE)
-        assert presence >= 0.5, (wav.name, presence, mine, facing, quiet)
+        assert presence >= 0.5, (f"{wav.name}: {presence:.0%}; media in {tmp_path}/media.json:"
+                                 f" caller {json.dumps(mine)} engine {json.dumps(facing)}"
+                                 f" suspicious {json.dumps(quiet)}")
 
     rows = sqlite3.connect(settings.db_path).execute(
         "SELECT disposition, count(*) FROM call_records GROUP BY disposition").fetchall()
