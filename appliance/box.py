@@ -76,6 +76,7 @@ class Box:
             rtp_port_max=s.rtp_port_max,
             max_calls=s.max_calls,
             clock_rate=s.bridge_clock_rate,
+            log_level=s.pjsua_log_level,
             outbound_proxy=f"sip:127.0.0.1:{s.sip_port};lr",
         ))
         self.notifier.status("starting the call engine")

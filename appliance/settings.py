@@ -56,6 +56,9 @@ class Settings:
     # OPTIONS keepalives from the edge to every registered phone, in seconds (0: none): they
     # keep NAT pinholes open and find phones that stopped answering (those are not rung).
     sip_keepalive_s: int = 30
+    # pjsua2's own log (0-6) on the engine's stdout: 4 shows every bridge connection and
+    # stream start, for chasing audio faults; 1 (errors) in normal use.
+    pjsua_log_level: int = 1
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -101,6 +104,8 @@ class Settings:
             raise SettingsError(f"firewall must be auto, nftables or off: {self.firewall!r}")
         if self.sip_keepalive_s < 0:
             raise SettingsError("sip_keepalive_s must be >= 0 (0: no keepalives)")
+        if not 0 <= self.pjsua_log_level <= 6:
+            raise SettingsError("pjsua_log_level must be 0-6")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return self

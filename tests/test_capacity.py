@@ -8,6 +8,7 @@ also recorded at the caller, where the callee's 2900 Hz tone must arrive.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -37,6 +38,8 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
     at_callee, at_caller = tmp_path / "callee", tmp_path / "caller"
     at_callee.mkdir()
     at_caller.mkdir()
+    # pjsua2 logs every bridge connection and stream (re)start: the post-mortem of a silent call.
+    settings = dataclasses.replace(settings, pjsua_log_level=4)
     engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
     callee = caller = None
     try:
