@@ -89,6 +89,7 @@ class CallRecord:
     answered_contact: str = ""
     answered_extension: str = ""  # set when someone else's phone picked the call up
     transferred_to: str = ""  # the Refer-To target, when a party transferred the call away
+    caller_device: str = ""  # the calling desk phone's SIP username ("" from outside)
     ringing: dict[str, str] = field(default_factory=dict)  # leg id -> contact uri
     rang: list[str] = field(default_factory=list)  # every contact dialled, in order
     recording: str | None = None  # path relative to the data directory, once answered
@@ -215,6 +216,7 @@ class Switchboard:
             caller=caller,
             dialled=leg.request_user,
             started_at=self._now(),
+            caller_device=leg.headers.get("x-pbx-device", ""),
         )
         self._calls[call.call_id] = call
         self._by_leg[leg.leg_id] = call.call_id
@@ -397,6 +399,17 @@ class Switchboard:
         call.sip_code = 200
         call.transferred_to = event.target
         self._finish(call)
+        # The transferee is still on the phone: its busy lamp stays lit through the transfer.
+        transferee_ext: str | None
+        if by_callee:
+            transferee_ext = (self.directory.owner_of(call.caller_device)
+                              if call.caller_device else None)
+        else:
+            transferee_ext = call.answered_extension or call.dialled
+        if transferee_ext:
+            transfer.lamp = transferee_ext
+            self.presence.ringing(transfer.presence_id, transferee_ext)
+            self.presence.answered(transfer.presence_id, transferee_ext)
         for leg_id in transfer.legs():
             self._transfers[leg_id] = transfer
         log.info("call %s: %s transfers %s to %s", call.call_id, event.transferor,
@@ -409,6 +422,8 @@ class Switchboard:
         actions = transfer.step(leg.leg_id, leg.state)
         if leg.state is LegState.DISCONNECTED:
             self._transfers.pop(leg.leg_id, None)
+            if leg.leg_id == transfer.transferee and transfer.lamp:
+                self.presence.ended(transfer.presence_id)
         for action in actions:
             if isinstance(action, Bridge):
                 self._spawn(self._safe(self.engine.bridge(action.a, action.b)))

@@ -59,8 +59,14 @@ class Transfer:
     target: str  # the Refer-To URI
     caller: str = ""  # who the transferee is (for the target call's record)
     target_call_id: str = ""  # SIP Call-ID of the target leg (its hairpin keeps it)
+    lamp: str = ""  # the transferee's extension, whose busy lamp the transfer keeps lit
     stage: Stage = Stage.RINGING
     transferor_up: bool = True
+
+    @property
+    def presence_id(self) -> str:
+        """The id under which busy lamps see the transferee's ongoing call."""
+        return f"transfer-{self.target_leg}"
 
     def legs(self) -> tuple[str, str, str]:
         """The three legs this transfer watches."""
