@@ -24,8 +24,9 @@ WEEKDAYS = {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu")} | {"fri": 
 RU = PublicHolidays.for_years("RU", [2025, 2026, 2027])
 
 
-def at(zone: ZoneInfo, *args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=zone)  # type: ignore[misc]
+def at(zone: dt.tzinfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+       second: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=zone)
 
 
 def office(zone: str = "Europe/Moscow", **kwargs: object) -> Schedule:
