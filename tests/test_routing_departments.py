@@ -176,8 +176,8 @@ def test_call_waiting_rings_busy_members_who_allow_it() -> None:
 
 def test_busy_members_hunt_last_in_queue_strategies() -> None:
     busy = MemberState(registered=True, activity="busy")
-    snap = snapshot({"departments": sales(strategy="longest_idle", call_waiting="ring_busy", member_timeout=10)},
-                    m101=busy)
+    depts = sales(strategy="longest_idle", call_waiting="ring_busy", member_timeout=10)
+    snap = snapshot({"departments": depts}, m101=busy)
     assert order(ring(snap))[-1] == "101"
 
 

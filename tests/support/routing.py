@@ -43,7 +43,8 @@ employees:
   - {extension: "104", name: Gleb, devices: [{username: "104", password: Kx7-phone-pw-4}]}
   - {extension: "105", name: Director, mobiles: ["+79160000105"], ring_mobile_after: 5,
      devices: [{username: "105", password: Kx7-phone-pw-5}]}
-  - {extension: "106", name: Static, devices: [{username: "106", static_contact: "sip:106@10.0.0.6"}]}
+  - {extension: "106", name: Static,
+     devices: [{username: "106", static_contact: "sip:106@10.0.0.6"}]}
 departments:
   - {key: sales, name: Sales, extension: "500", strategy: all_at_once,
      members: ["101", "102", "103", "104"], timeout: 40, overflow: {voicemail: sales}}
