@@ -374,15 +374,16 @@ def _repeat_caller(scope: _Scope, normal: Step) -> Step:
     if settings.ring_mobiles:
         mobile_after = employee.ring_mobile_after if employee.ring_mobile_after is not None else 0
     desk = True
-    reason = unavailable(employee, state, ring_busy=True)
+    # A busy manager sends the call back to the flow at once (call waiting or not): someone
+    # free now is better than a sticky call waiting behind another conversation.
+    reason = unavailable(employee, state, ring_busy=False)
     if reason == "not registered" and mobile_after is not None and employee.mobiles:
         desk, mobile_after = False, 0
     elif reason is not None:
         return Skip(why=why, reason=f"manager {extension}: {reason}; back to the flow",
                     then=normal)
     timeout = float(settings.answer_timeout)
-    legs = member_legs(employee, 0.0, timeout, busy=state.activity == "busy", desk=desk,
-                       mobile_after=mobile_after)
+    legs = member_legs(employee, 0.0, timeout, desk=desk, mobile_after=mobile_after)
     return Ring(why=why, target=f"employee:{extension}", strategy="repeat_caller",
                 legs=tuple(legs), timeout=timeout, on_no_answer=normal, on_busy=normal,
                 on_failure=normal)
