@@ -32,8 +32,8 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
 
 # Our pjsua2: the script checks its cache, so this is quick after the first build.
 pjsua2: $(STAMPS)/pjsua2
-$(STAMPS)/pjsua2: $(STAMPS)/venv pjsua2/build.sh pjsua2/config_site.h pjsua2/configure.flags
-	@bash pjsua2/build.sh $(PY)
+$(STAMPS)/pjsua2: $(STAMPS)/venv pjsua2-build/build.sh pjsua2-build/config_site.h pjsua2-build/configure.flags
+	@bash pjsua2-build/build.sh $(PY)
 	@touch $@
 
 run: pjsua2
