@@ -1,0 +1,1 @@
+"""GSM/LTE modems: the AT layer (framing, parsers, command engine), profiles, modem state."""
