@@ -151,7 +151,7 @@ def parse_clip(rest: str) -> CallerId | None:
     """+CLIP: "<number>",<type>[,<subaddr>,<satype>,<alpha>,<CLI validity>]."""
     fields = split_args(rest)
     first = fields[0]
-    if not (is_quoted(first) or first == "" or first.lstrip("+").isdigit()):
+    if len(fields) < 2 or not (is_quoted(first) or first == "" or first.lstrip("+").isdigit()):
         return None
     return CallerId(arg(fields, 0) or "", to_int(arg(fields, 1)), to_int(arg(fields, 5)),
                     arg(fields, 4))

@@ -135,8 +135,8 @@ class AtChannel:
         name: str = "modem",
         max_line: int = DEFAULT_MAX_LINE,
         default_timeout: float = DEFAULT_TIMEOUT,
-        resync_quiet: float = 0.2,
-        resync_limit: float = 2.0,
+        resync_quiet: float = 0.3,
+        resync_limit: float = 3.0,
     ) -> None:
         self.name = name
         self.default_timeout = default_timeout
@@ -154,6 +154,7 @@ class AtChannel:
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
         self._resync = False
+        self._resync_from = 0.0
         self._closed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -248,7 +249,7 @@ class AtChannel:
                     await self._write(ESC)
                     with contextlib.suppress(TimeoutError, AtTimeout):
                         await self._await_final(pending, 1.0, count=False)
-                    self._resync = True
+                    self._need_resync()
                     self.stats.timeouts += 1
                     raise AtTimeout(command + " (no '> ' prompt)", prompt_timeout,
                                     tuple(pending.lines))
@@ -295,12 +296,22 @@ class AtChannel:
         self._writer.write(data)
         await self._writer.drain()
 
+    def _need_resync(self) -> None:
+        self._resync = True
+        self._resync_from = time.monotonic()
+
     async def _settle(self) -> None:
-        """After a timeout: let late answers to the old command arrive and be dropped."""
+        """After a timeout: let late answers to the old command arrive and be dropped.
+
+        The next command waits until the port has been quiet for resync_quiet (counted from
+        the timeout at the earliest), so a slow answer is not taken for the next one's
+        (bg111#97). An answer later than that still can be: repeated timeouts mean a hung
+        modem, which the line manager resets.
+        """
         self._resync = False
         deadline = time.monotonic() + self.resync_limit
         while time.monotonic() < deadline:
-            quiet_for = time.monotonic() - self.last_rx
+            quiet_for = time.monotonic() - max(self.last_rx, self._resync_from)
             if quiet_for >= self.resync_quiet:
                 break
             await asyncio.sleep(min(self.resync_quiet - quiet_for, deadline - time.monotonic()))
@@ -313,13 +324,13 @@ class AtChannel:
             return await asyncio.wait_for(asyncio.shield(pending.done), timeout)
         except TimeoutError:
             if count:
-                self._resync = True
+                self._need_resync()
                 self.stats.timeouts += 1
                 log.warning("%s: no answer to %r within %g s", self.name, pending.command, timeout)
             raise AtTimeout(pending.command, timeout, tuple(pending.lines)) from None
         except asyncio.CancelledError:
             # The modem may still answer the abandoned command: don't let that answer the next.
-            self._resync = True
+            self._need_resync()
             raise
 
     def _response(self, pending: _Pending, final: FinalResult) -> Response:
