@@ -31,7 +31,7 @@ class Address:
         """'+7900...' is international, plain digits of unknown type, anything else text."""
         if text.startswith("+") and len(text) > 1 and text[1:].isdigit():
             return cls(text[1:], TON_INTERNATIONAL, NPI_ISDN)
-        if text and all(ch in _FROM_DIGIT for ch in text):
+        if text and all(ch in "0123456789*#" for ch in text):
             return cls(text, TON_UNKNOWN, NPI_ISDN)
         return cls(text, TON_ALPHANUMERIC, 0)
 
