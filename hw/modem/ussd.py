@@ -65,8 +65,6 @@ def _hex_bytes(text: str) -> bytes | None:
 
 def encode_request(code: str, encoding: UssdEncoding) -> tuple[str, int]:
     """The string and DCS for AT+CUSD=1,"<string>",<dcs>; ValueError for what can't be sent."""
-    if '"' in code or "\r" in code or "\n" in code:
-        raise ValueError(f"not a USSD string: {code!r}")
     if encoding is UssdEncoding.PACKED_HEX:
         try:
             return gsm7.pack_ussd(code).hex().upper(), DCS_GSM7
@@ -74,6 +72,9 @@ def encode_request(code: str, encoding: UssdEncoding) -> tuple[str, int]:
             raise ValueError(str(err)) from None
     if encoding is UssdEncoding.UCS2_HEX:
         return code.encode("utf-16-be").hex().upper(), DCS_GSM7
+    # Plain text goes inside the quotes of the command line as it is.
+    if '"' in code or "\r" in code or "\n" in code:
+        raise ValueError(f"not a USSD string: {code!r}")
     if not gsm7.fits(code):
         raise ValueError(f"USSD text outside the GSM alphabet: {code!r}")
     return code, DCS_GSM7
