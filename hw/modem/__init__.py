@@ -28,7 +28,7 @@ from .calls import (
     Ring,
     Urc,
 )
-from .channel import AtChannel, UrcWatch
+from .channel import AtChannel, ModemLink, UrcWatch
 from .commands import AtCommandError, AtError, AtTimeout, PortClosed, Response
 from .framing import Line, LineFramer, Prompt
 from .messages import (
@@ -68,12 +68,12 @@ from .ussd import UssdEncoding, decode_reply, encode_request
 __all__ = [
     "HUAWEI_E1550", "PROFILES", "QUECTEL_EC25", "SIMCOM_7600", "AtChannel", "AtCommandError",
     "AtError", "AtTimeout", "Balance", "Boot", "CallAlerting", "CallConnected", "CallEnded",
-    "CallInfo", "CallOriginated", "CallResult", "CallState", "CallerId", "Dtmf", "DtmfDetection",
-    "Family", "FinalKind", "FinalResult", "Identification", "Indication", "InitStep", "Line",
-    "LineFramer", "LineRouter", "MessagePushed", "MessageSent", "MessageStored", "MissedCall",
-    "ModemProfile", "ModemState", "OperatorInfo", "OwnNumber", "PcmRegistration", "PortClosed",
-    "Prompt", "Registration", "Response", "Ring", "SignalQuality", "SimStatus", "StateChange",
-    "StorageFull", "StoredMessage", "UnknownLine", "Urc", "UrcWatch", "UssdEncoding",
-    "UssdReply", "apply", "decode_reply", "encode_request", "identify", "next_state",
-    "parse_balance", "parse_final", "parse_line",
+    "CallInfo", "CallOriginated", "CallResult", "CallState", "CallerId", "Dtmf",
+    "DtmfDetection", "Family", "FinalKind", "FinalResult", "Identification", "Indication",
+    "InitStep", "Line", "LineFramer", "LineRouter", "MessagePushed", "MessageSent",
+    "MessageStored", "MissedCall", "ModemLink", "ModemProfile", "ModemState", "OperatorInfo",
+    "OwnNumber", "PcmRegistration", "PortClosed", "Prompt", "Registration", "Response", "Ring",
+    "SignalQuality", "SimStatus", "StateChange", "StorageFull", "StoredMessage", "UnknownLine",
+    "Urc", "UrcWatch", "UssdEncoding", "UssdReply", "apply", "decode_reply", "encode_request",
+    "identify", "next_state", "parse_balance", "parse_final", "parse_line",
 ]

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .calls import Urc
 from .commands import (
@@ -62,6 +62,43 @@ class ByteWriter(Protocol):
 
     def close(self) -> None:
         """Close the stream."""
+        ...
+
+
+class ModemLink(Protocol):
+    """What the line manager needs from an AT port; AtChannel is it, tests may fake it."""
+
+    name: str
+
+    @property
+    def closed(self) -> bool:
+        """True once the port is gone."""
+        ...
+
+    async def command(self, command: str, timeout: float | None = None) -> Response:
+        """One command, its final result (AtTimeout, PortClosed)."""
+        ...
+
+    async def send_pdu(
+        self, command: str, pdu: str, *, prompt_timeout: float = ..., timeout: float = ...
+    ) -> Response:
+        """The AT+CMGS prompt flow."""
+        ...
+
+    def subscribe(self, handler: UrcHandler) -> Callable[[], None]:
+        """URCs to handler until the returned function is called."""
+        ...
+
+    def watch(self, match: Callable[[Urc], bool]) -> UrcWatch:
+        """A queue of matching URCs."""
+        ...
+
+    async def wait_closed(self) -> None:
+        """Until the port goes away."""
+        ...
+
+    async def close(self) -> None:
+        """Close the port."""
         ...
 
 
@@ -192,6 +229,7 @@ class AtChannel:
         self._handlers.append(handler)
 
         def unsubscribe() -> None:
+            """Stop calling handler (twice is harmless)."""
             with contextlib.suppress(ValueError):
                 self._handlers.remove(handler)
 
@@ -420,3 +458,10 @@ class AtChannel:
             except Exception:  # a subscriber's bug must not stop the reader
                 self.stats.handler_errors += 1
                 log.exception("%s: URC handler failed on %r", self.name, urc)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(channel: AtChannel) -> ModemLink:
+        """mypy proves here that AtChannel is a ModemLink."""
+        return channel
