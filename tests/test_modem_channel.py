@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hw.modem.calls import CallResult, Ring, Urc
 from hw.modem.channel import AtChannel
@@ -288,3 +290,60 @@ async def test_close_is_idempotent(rig: Rig):
     await rig.channel.close()
     with pytest.raises(PortClosed):
         await rig.channel.command("AT")
+
+
+class _FakeWriter:
+    """A writer that hands what the channel writes to a callback (no pty needed)."""
+
+    def __init__(self, on_write: Callable[[bytes], None]) -> None:
+        self.on_write = on_write
+
+    def write(self, data: bytes) -> None:
+        self.on_write(data)
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+URC_CHUNKS = [b"\r\nRING\r\n", b'\r\n+CMTI: "SM",4\r\n', b"\r\n^RSSI: 12\r\n",
+              b'\r\n+QIND: "csq",20,99\r\n', b"\r\n\xff\xfe\r\n"]
+
+
+@settings(max_examples=100, deadline=2000, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), st.lists(st.sampled_from(URC_CHUNKS), max_size=4),
+       st.lists(st.sampled_from(URC_CHUNKS), max_size=3), st.sampled_from([b"\r\n", b"\r\r\n"]),
+       st.lists(st.integers(0, 300), max_size=15))
+def test_engine_any_split_keeps_answer_and_urcs(echo: bool, before: list[bytes],
+                                                inside: list[bytes], ending: bytes,
+                                                cuts: list[int]):
+    stream = (b"AT+CSQ\r" if echo else b"") + b"".join(before)
+    stream += b"\r\n+CSQ: 20,99\r\n" + b"".join(inside) + ending + b"OK" + ending
+
+    async def run() -> tuple[list[str], FinalKind, int]:
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+
+        def respond(data: bytes) -> None:
+            last = 0
+            for cut in [*sorted({min(c, len(stream)) for c in cuts}), len(stream)]:
+                loop.call_soon(reader.feed_data, stream[last:cut])
+                last = cut
+
+        channel = AtChannel(reader, _FakeWriter(respond))
+        got: list[Urc] = []
+        channel.subscribe(got.append)
+        channel.start()
+        response = await channel.command("AT+CSQ", timeout=2)
+        await channel.close()
+        return list(response.lines), response.final.kind, len(got)
+
+    lines, kind, urcs = asyncio.run(run())
+    # A line without a prefix (the undecodable one) can only be taken as part of the answer.
+    junk = URC_CHUNKS[-1]
+    assert [x for x in lines if "\ufffd" not in x] == ["+CSQ: 20,99"] and kind is FinalKind.OK
+    assert len(lines) == 1 + (before + inside).count(junk)
+    assert urcs == len(before) + len(inside) - (before + inside).count(junk)
