@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         at_callee_stats = callee.stats()
         (tmp_path / "media.json").write_text(json.dumps(
             {"legs": legs, "caller": at_caller_stats, "callee": at_callee_stats}, indent=1))
+        # Every UDP socket on the machine with its receive queue: a port no one reads, or
+        # held twice, shows here.
+        sockets = subprocess.run(["ss", "-uanpm"], capture_output=True, text=True, timeout=10)
+        (tmp_path / "sockets.txt").write_text(sockets.stdout)
         caller.send(cmd="hangup_all")
         caller.wait_count(lambda e: e.get("state") == "DISCONNECTED", CALLS, timeout=60)
         callee.wait_count(lambda e: e.get("state") == "DISCONNECTED", CALLS, timeout=60)
