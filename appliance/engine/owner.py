@@ -153,7 +153,10 @@ class Owner(threading.Thread):
         ep_cfg.medConfig.maxMediaPorts = cfg.max_calls * 2 + 64
         ep_cfg.medConfig.noVad = True
         ep_cfg.medConfig.ecTailLen = 0
-        ep_cfg.medConfig.threadCnt = 1
+        # No media worker thread: the owner thread alone polls the ioqueue. With two pollers,
+        # pjlib's epoll (EPOLLEXCLUSIVE/ONESHOT) sometimes never re-armed an RTP socket: its
+        # packets piled up unread (ss showed a full Recv-Q) and that leg went silent.
+        ep_cfg.medConfig.threadCnt = 0
         ep.libInit(ep_cfg)
 
         tcfg = pj.TransportConfig()
