@@ -141,7 +141,7 @@ def test_pin_flow_to_puk(profile: str) -> None:
 
 
 def test_correct_pin_registers() -> None:
-    with sim_session("huawei-e1550", pin="1234") as (sim, at):
+    with sim_session("huawei-e1550", pin="1234") as (_sim, at):
         assert at.command("AT+CREG=2;+CMEE=1") == ["OK"]
         assert at.command('AT+CPIN="1234"') == ["OK"]
         assert at.wait_line(r"^\+CREG: ") == '+CREG: 2,"1A2B","01C0FFEE"'
