@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import os
+from typing import Any
 
 import pytest
 
@@ -128,9 +129,9 @@ def test_dial_answered_then_hangup_after(profile: str) -> None:
     ({"no_answer": True}, "NO ANSWER", 19),
     ({"fail_cause": 1}, "NO CARRIER", 1),
 ])
-def test_dial_scripts_huawei(script: dict[str, bool | int], result: str, cause: int) -> None:
+def test_dial_scripts_huawei(script: dict[str, Any], result: str, cause: int) -> None:
     with sim_session("huawei-e1550") as (sim, at):
-        sim.script_number("+79009998877", **script)  # type: ignore[arg-type]
+        sim.script_number("+79009998877", **script)
         assert at.command("ATD+79009998877;") == ["OK"]
         assert at.wait_line("ORIG") == "^ORIG:1,0"
         assert at.wait_line(r"^\^CEND", timeout=3) == f"^CEND:1,0,104,{cause}"
@@ -154,11 +155,14 @@ def test_dial_without_network_or_sim() -> None:
 
 def test_network_drop_ends_active_call() -> None:
     for profile, end in (("huawei-e1550", r"^\^CEND:1,\d+,104,41$"),
+                         ("quectel-ec25", r'^\+QIND: "ccinfo",1,0,-1,'),
                          ("simcom-7600", r"^VOICE CALL: END")):
         with sim_session(profile) as (sim, at):
+            if profile == "quectel-ec25":
+                assert at.command('AT+QINDCFG="ccinfo",1,0') == ["OK"]
             sim.script_number("100", answer_after=0.1)
             assert at.command("ATD100;") == ["OK"]
-            at.wait_line(r"CONN|BEGIN")
+            at.wait_line(r'CONN|BEGIN|ccinfo",1,0,0')
             sim.drop_network()
             at.wait_line(end)
             at.wait_line("^NO CARRIER$")

@@ -136,6 +136,7 @@ class Modem:
         self._started_at = time.monotonic()
         self._log: list[LogEntry] = []
         self._log_cond = threading.Condition()
+        self._plug_cond = threading.Condition()
         self._inbox: deque[Callable[[], None]] = deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -204,18 +205,29 @@ class Modem:
         self.at, self.audio_port = at, audio
         self.audio.attach(audio.master)
         self.links.update(at.path, audio.path)
+        with self._plug_cond:
+            self._plug_cond.notify_all()
 
     def _unplug(self) -> None:
+        # Forget the ports before closing them: whoever sees the EOF must find us unplugged.
+        ptys = (self.at, self.audio_port)
+        self.at = self.audio_port = None
         self.links.remove()
         self.audio.attach(None)
         self.audio.set_flowing(False)
-        for pty in (self.at, self.audio_port):
+        for pty in ptys:
             if pty is not None:
                 pty.close()
-        self.at = self.audio_port = None
         self.out.clear()
         self.reader.clear()
         self._blocked = False
+        with self._plug_cond:
+            self._plug_cond.notify_all()
+
+    def wait_plugged(self, plugged: bool, timeout: float) -> bool:
+        """Wait until the ports exist (or are gone); False on timeout."""
+        with self._plug_cond:
+            return self._plug_cond.wait_for(lambda: self.plugged == plugged, timeout)
 
     def unplug(self) -> None:
         """USB gone: both masters closed, links removed, calls dropped."""

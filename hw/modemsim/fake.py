@@ -281,6 +281,11 @@ class FakeModem:
         """
         return self._m.wait_for_command(regex, timeout, since)
 
+    def wait_plugged(self, plugged: bool = True, timeout: float = 5.0) -> bool:
+        """Wait until the ports are there (after a replug or reboot) or gone; False on
+        timeout."""
+        return self._m.wait_plugged(plugged, timeout)
+
     @staticmethod
     def now() -> float:
         """The log's clock (for since=)."""
@@ -367,6 +372,10 @@ class FakeModem:
     async def a_replug(self) -> None:
         """replug() off the event loop."""
         await asyncio.to_thread(self.replug)
+
+    async def a_wait_plugged(self, plugged: bool = True, timeout: float = 5.0) -> bool:
+        """wait_plugged() off the event loop."""
+        return await asyncio.to_thread(self.wait_plugged, plugged, timeout)
 
     async def a_wait_flowing(self, flowing: bool = True, timeout: float = 5.0) -> bool:
         """audio.wait_flowing() off the event loop."""

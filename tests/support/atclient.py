@@ -12,6 +12,11 @@ from typing import Any
 
 from hw.modemsim import FakeModem
 
+# Unsolicited lines that never answer a command: command() leaves them pending, as the
+# product's URC table does (+CREG, +CSQ, +CLCC and NO CARRIER are ambiguous and not here).
+URCS = re.compile(r'^(RING|\+CRING: |\+CLIP: "|\^RSSI|\^BOOT|\^CEND|\^CONN|\^ORIG|\^CONF|'
+                  r'\+CMTI: |\+CDSI: |\+QIND: |\^DSCI: \d+,|VOICE CALL: |MISSED_CALL: |'
+                  r'\^SMMEMFULL|\+CCWA: "|\+QTONEDET: |\+RXDTMF: |RDY$)')
 FINALS = re.compile(r"^(OK|ERROR|\+CME ERROR: .*|\+CMS ERROR: .*|COMMAND NOT SUPPORT|"
                     r"NO CARRIER|BUSY|NO ANSWER|NO DIALTONE|> )$")
 
@@ -111,7 +116,11 @@ class AtClient:
         taken: list[str] = []
         while True:
             while len(self.pending) > start:
-                line = self.pending.pop(start)
+                line = self.pending[start]
+                if URCS.match(line):
+                    start += 1
+                    continue
+                del self.pending[start]
                 taken.append(line)
                 if FINALS.match(line):
                     return taken
