@@ -31,6 +31,37 @@ def sine(hz: float, seconds: float, amp: float = 0.4, rate: int = 8000) -> bytes
                              for n in range(int(seconds * rate)))).tobytes()
 
 
+def drain(fd: int) -> None:
+    """Throw away what is buffered on the port (audio from before the step under test)."""
+    while True:
+        try:
+            if not os.read(fd, 65536):
+                return
+        except BlockingIOError:
+            return
+
+
+def read_bytes(fd: int, n: int, timeout: float = 3.0) -> bytes:
+    """Exactly n bytes from the port (fewer only on timeout)."""
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    while len(out) < n and (left := deadline - time.monotonic()) > 0:
+        for _t, data in read_audio(fd, min(left, 0.05)):
+            out.extend(data)
+    return bytes(out[:n])
+
+
+def frame_rate(reads: list[tuple[float, bytes]], frame: int) -> float:
+    """Frames per second over the reads' span (the first read only opens the span)."""
+    span = reads[-1][0] - reads[0][0]
+    return (sum(len(d) for _t, d in reads) - len(reads[0][1])) / frame / span
+
+
+def mostly_whole(reads: list[tuple[float, bytes]], size: int) -> bool:
+    """True if at least 80 % of the reads are whole multiples of size (a pty may split one)."""
+    return sum(len(d) % size == 0 for _t, d in reads) >= 0.8 * len(reads)
+
+
 def floats(pcm: bytes) -> list[float]:
     """s16le PCM as floats in -1..1."""
     samples = array.array("h")
@@ -110,25 +141,28 @@ def test_frames_every_20ms() -> None:
     with call_with_audio("quectel-ec25") as (sim, _at, fd):
         read_audio(fd, 0.1)
         reads = read_audio(fd, 1.0)
-        total = sum(len(d) for _t, d in reads)
-        assert 47 * 320 <= total <= 53 * 320
-        assert all(len(d) % 320 == 0 for _t, d in reads)
+        assert 47 <= frame_rate(reads, 320) <= 53
+        assert mostly_whole(reads, 320)
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
-        assert 0.017 <= statistics.median(gaps) <= 0.023
-        assert sim.audio.stats.frames_tx >= 55
+        assert 0.016 <= statistics.median(gaps) <= 0.024
+        assert sim.audio.stats.frames_tx >= 45
 
 
 def test_tone_then_play() -> None:
     with call_with_audio("huawei-e1550") as (sim, _at, fd):
         sim.audio.tone(1000, dbfs=-6)
         read_audio(fd, 0.06)
-        pcm = b"".join(d for _t, d in read_audio(fd, 0.4))
-        freq, share = dominant(floats(pcm), 8000, [440, 1000, 1400])
+        drain(fd)
+        pcm = read_bytes(fd, 6400)
+        freq, share = dominant(floats(pcm[-3200:]), 8000, [440, 1000, 1400])
         assert freq == 1000 and share > 0.9
+        drain(fd)
         sim.audio.play(sine(440, 0.3))
-        pcm = b"".join(d for _t, d in read_audio(fd, 0.25))
-        assert tone_ratio(floats(pcm[:1600]), 8000, 440) > 0.9
-        pcm = b"".join(d for _t, d in read_audio(fd, 0.3))
+        pcm = read_bytes(fd, 9600)
+        # Played PCM goes ahead of the tone (a few tone frames may already be in flight),
+        # and the tone comes back once it is used up.
+        blocks = [floats(pcm[i:i + 800]) for i in range(0, len(pcm) - 799, 320)]
+        assert max(tone_ratio(b, 8000, 440) for b in blocks) > 0.9
         assert dominant(floats(pcm[-1600:]), 8000, [440, 1000])[0] == 1000
         sim.audio.tone(None)
 
@@ -178,8 +212,9 @@ def test_echo_loop_delay() -> None:
                 if max(abs(s) for s in floats(d)) > 0.1]
         assert loud, "no echo came back"
         delay = loud[0] - sent_at
-        # 100 ms of echo path plus at most a few frames of the modem's uplink buffer.
-        assert 0.09 <= delay <= 0.2
+        # 100 ms of echo path plus a few frames of the modem's uplink buffer (more on a
+        # loaded machine).
+        assert 0.09 <= delay <= 0.25
         echo = b"".join(d for t, d in arrivals if t in loud)
         assert tone_ratio(floats(echo), 8000, 1000) > 0.8
 
@@ -188,21 +223,18 @@ def test_clock_skew() -> None:
     with call_with_audio("huawei-e1550") as (sim, _at, fd):
         sim.audio.clock_skew_ppm = 50_000  # 5 % fast, so the difference shows in a second
         read_audio(fd, 0.1)
-        t0 = time.monotonic()
-        reads = read_audio(fd, 1.2)
-        span = reads[-1][0] - reads[0][0]
-        frames = (sum(len(d) for _t, d in reads) - len(reads[0][1])) / 320
-        rate = frames / span
+        drain(fd)
+        rate = frame_rate(read_audio(fd, 1.2), 320)
         assert 51.0 <= rate <= 54.5, rate
-        assert time.monotonic() - t0 < 2
 
 
 def test_burst_and_jitter_and_drops() -> None:
     with call_with_audio("simcom-7600") as (sim, _at, fd):
         sim.audio.burst = 3
         read_audio(fd, 0.15)
+        drain(fd)
         reads = read_audio(fd, 0.6)
-        assert all(len(d) % 960 == 0 for _t, d in reads)
+        assert mostly_whole(reads, 960)
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
         assert 0.05 <= statistics.median(gaps) <= 0.07
         sim.audio.burst = 1
@@ -212,30 +244,32 @@ def test_burst_and_jitter_and_drops() -> None:
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
         assert statistics.pstdev(gaps) > 0.002
         # Absolute deadlines: jitter moves frames, it does not change their number.
-        assert 26 * 320 <= sum(len(d) for _t, d in reads) <= 34 * 320
+        assert 45 <= frame_rate(reads, 320) <= 55
         sim.audio.jitter_ms = 0
         sim.audio.drop_prob = 0.5
-        before = sim.audio.stats
+        t0, before = time.monotonic(), sim.audio.stats
         read_audio(fd, 0.6)
-        after = sim.audio.stats
+        after, elapsed = sim.audio.stats, time.monotonic() - t0
         dropped = after.dropped_tx - before.dropped_tx
-        sent = after.frames_tx - before.frames_tx
-        assert 27 <= dropped + sent <= 33 and 6 <= dropped <= 24
+        ticks = dropped + after.frames_tx - before.frames_tx
+        assert abs(ticks - elapsed / 0.02) <= 4
+        assert 0.2 <= dropped / ticks <= 0.8
 
 
 def test_simcom_16khz_frames() -> None:
     with call_with_audio("simcom-7600") as (sim, at, fd):
         assert at.command("AT+CPCMFRM=1;+CPCMFRM?") == ["+CPCMFRM: 1", "OK"]
         read_audio(fd, 0.1)
+        drain(fd)
         reads = read_audio(fd, 0.5)
-        assert all(len(d) % 640 == 0 for _t, d in reads)
-        assert 22 * 640 <= sum(len(d) for _t, d in reads) <= 27 * 640
+        assert mostly_whole(reads, 640)
+        assert 46 <= frame_rate(reads, 640) <= 54
         assert sim.audio.frame_bytes == 640
 
 
 def test_unplug_closes_the_audio_port() -> None:
     with call_with_audio("quectel-ec25") as (sim, _at, fd):
-        assert read_audio(fd, 0.05)
+        assert read_audio(fd, 0.2)
         sim.unplug()
         assert not sim.audio.flowing
         # What was in flight may still be read; then end of file (or EIO), as on a real

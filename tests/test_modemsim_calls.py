@@ -21,14 +21,14 @@ ARM = {"huawei-e1550": "AT^DDSETEX=2", "quectel-ec25": "AT+QPCMV=1,0",
 def test_incoming_ring_with_late_clip() -> None:
     with sim_session("quectel-ec25") as (sim, at):
         assert at.command("AT+CLIP=1") == ["OK"]
+        since = sim.now()
         idx = sim.ring("+79001234567", clip_delay=2.0)
         assert idx == 1
-        first = sim.log[-1]
         assert at.wait_line("RING") == "RING"
         clip = at.wait_line(r"^\+CLIP")
         assert clip == '+CLIP: "+79001234567",145,,,,0'
         # RING and +CLIP are separate writes, clip_delay (scaled: 40 ms) apart.
-        urcs = [e for e in sim.log if e.kind == "urc" and e.t >= first.t]
+        urcs = [e for e in sim.log if e.kind == "urc" and e.t >= since]
         ring_t = next(e.t for e in urcs if e.data == b"\r\nRING\r\n")
         clip_t = next(e.t for e in urcs if e.data.startswith(b"\r\n+CLIP"))
         assert clip_t - ring_t >= 0.03

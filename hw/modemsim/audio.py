@@ -255,6 +255,10 @@ class AudioChannel:
             if self._wake_r in readable:
                 with contextlib.suppress(OSError):
                     os.read(self._wake_r, 4096)
+            # Ticks that fell due while we waited consume the uplink first: the modem's
+            # clock ran then, whatever time this thread got to read the port.
+            if flowing and fd is not None and self._next is not None:
+                self._catch_up(fd)
             if fd is not None and fd in readable:
                 try:
                     data = os.read(fd, 4096)
@@ -279,8 +283,15 @@ class AudioChannel:
     def _catch_up(self, fd: int) -> None:
         assert self._next is not None
         now = time.monotonic()
-        if now - self._next > 0.2:
-            # Paused (a stopped process, a debugger): resynchronise instead of a flood.
+        lag = now - self._next
+        if lag > 0.2:
+            # Paused (a stopped process, a debugger): resynchronise instead of a flood. The
+            # modem's clock ran meanwhile, so the uplink those ticks consumed is gone too.
+            skipped = int(lag / self._period())
+            with self._lock:
+                for _ in range(min(skipped, len(self._fifo))):
+                    self._fifo.popleft()
+                self._stats.dropped_tx += skipped
             self._next = now
         while self._next is not None and now >= self._next + self._jitter:
             self._tick(fd, now)

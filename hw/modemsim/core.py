@@ -229,10 +229,17 @@ class Modem:
         with self._plug_cond:
             return self._plug_cond.wait_for(lambda: self.plugged == plugged, timeout)
 
-    def unplug(self) -> None:
-        """USB gone: both masters closed, links removed, calls dropped."""
+    def unplug(self, *, drain: bool = False) -> None:
+        """USB gone: both masters closed, links removed, calls dropped.
+
+        drain: write what is queued first (a reboot answers OK before it drops off the bus;
+        a yanked cable does not).
+        """
         if not self.plugged:
             return
+        if drain and self.at is not None:
+            self.out.make_due()
+            self._flush()
         self._unplug()
         self.calls.power_off()
         self.network.power_off()
@@ -249,7 +256,7 @@ class Modem:
     def reboot(self) -> None:
         """AT+CFUN=1,1: drop off the bus, come back after reboot_s on new paths."""
         self.reboots += 1
-        self.timers.call_later(UNPLUG_AFTER_CFUN, self.unplug)
+        self.timers.call_later(UNPLUG_AFTER_CFUN, lambda: self.unplug(drain=True))
         self.timers.call_later(UNPLUG_AFTER_CFUN + self.reboot_s, self.replug)
 
     def _power_cycle_state(self) -> None:
@@ -321,9 +328,7 @@ class Modem:
     def _flush(self) -> None:
         if self.at is None:
             return
-        started, self._blocked = self.out.flush(self.at.master)
-        for kind, data in started:
-            self.log_entry(kind, data)
+        self._blocked = self.out.flush(self.at.master, self.log_entry)
 
     # -- the thread ------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import random
 import time
 import tty
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -92,6 +93,11 @@ class Output:
         """Forget everything queued."""
         self._items.clear()
 
+    def make_due(self) -> None:
+        """Let everything queued go now (before the port goes away)."""
+        for item in self._items:
+            item.not_before = 0.0
+
     def pending(self) -> bool:
         """True while something waits to be written."""
         return bool(self._items)
@@ -100,23 +106,22 @@ class Output:
         """When the head item may be written."""
         return self._items[0].not_before if self._items else None
 
-    def flush(self, fd: int) -> tuple[list[tuple[str, bytes]], bool]:
-        """Write what is due; returns (items started, as (kind, bytes)) and whether the fd
-        would block."""
-        started: list[tuple[str, bytes]] = []
+    def flush(self, fd: int, log: Callable[[str, bytes], None]) -> bool:
+        """Write what is due, logging each item as it starts; True if the fd would block."""
         now = time.monotonic()
         while self._items and self._items[0].not_before <= now:
             item = self._items[0]
             if not item.logged:
+                # Logged before the write: whoever reads the bytes finds them in the log.
                 item.logged = True
-                started.append((item.kind, item.data))
+                log(item.kind, item.data)
             chunk = item.data
             if self.split_writes and len(chunk) > 1:
                 chunk = chunk[:self._rng.randint(1, 4)]
             try:
                 written = os.write(fd, chunk)
             except BlockingIOError:
-                return started, True
+                return True
             item.data = item.data[written:]
             if not item.data:
                 self._items.popleft()
@@ -125,4 +130,4 @@ class Output:
                     self._items[0].not_before = max(self._items[0].not_before,
                                                     now + self.SPLIT_GAP)
                 break
-        return started, False
+        return False
