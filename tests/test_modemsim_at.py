@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -243,3 +247,41 @@ def test_client_sees_both_ports_raw() -> None:
     finally:
         sim.stop()
     assert not sim.links_dir.exists() or not any(sim.links_dir.iterdir())
+
+
+def test_runs_standalone() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "hw.modemsim", "--profile", "simcom-7600"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("simcom-7600 IMEI 860000000000001")
+        at_path = proc.stdout.readline().split()[1]
+        client = AtClient(at_path)
+        try:
+            assert client.command("AT+CGMM") == ["AT+CGMM", "SIMCOM_SIM7600G-H", "OK"]
+        finally:
+            client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+
+
+async def test_coroutine_wrappers() -> None:
+    sim = await FakeModem("huawei-e1550", time_scale=0.02).a_start()
+    try:
+        assert sim.at_path is not None
+        client = AtClient(sim.at_path)
+        client.write(b"ATE0;+CLIP=1\r")
+        assert await sim.a_wait_for_command(r"CLIP=1") == "ATE0;+CLIP=1"
+        idx = await sim.a_ring("+79001234567")
+        await asyncio.to_thread(client.wait_line, r"^\+CLIP")
+        client.write(b"ATA\r")
+        await sim.a_wait_for_command(r"^ATA$")
+        await sim.a_remote_hangup(idx)
+        assert await asyncio.to_thread(client.wait_line, "^NO CARRIER$") == "NO CARRIER"
+        await sim.a_unplug()
+        await sim.a_replug()
+        assert await sim.a_wait_plugged()
+        client.close()
+    finally:
+        await sim.a_stop()

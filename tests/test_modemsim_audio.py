@@ -62,6 +62,21 @@ def mostly_whole(reads: list[tuple[float, bytes]], size: int) -> bool:
     return sum(len(d) % size == 0 for _t, d in reads) >= 0.8 * len(reads)
 
 
+def on_time(sim: FakeModem, fd: int, seconds: float) -> list[tuple[float, bytes]]:
+    """Reads of a window in which the modem kept its clock (tried up to 4 times).
+
+    A busy machine (2 shared cores) can starve the audio thread; such a window measures the
+    machine, so it is measured again rather than judged.
+    """
+    for _ in range(4):
+        late = sim.audio.stats.late_ticks
+        drain(fd)
+        reads = read_audio(fd, seconds)
+        if sim.audio.stats.late_ticks == late and len(reads) > 2:
+            return reads
+    pytest.skip("the machine is too busy to keep a 20 ms clock")
+
+
 def floats(pcm: bytes) -> list[float]:
     """s16le PCM as floats in -1..1."""
     samples = array.array("h")
@@ -140,7 +155,7 @@ def test_quectel_qpcmv_port_switch_needs_reset() -> None:
 def test_frames_every_20ms() -> None:
     with call_with_audio("quectel-ec25") as (sim, _at, fd):
         read_audio(fd, 0.1)
-        reads = read_audio(fd, 1.0)
+        reads = on_time(sim, fd, 1.0)
         assert 47 <= frame_rate(reads, 320) <= 53
         assert mostly_whole(reads, 320)
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
@@ -223,8 +238,7 @@ def test_clock_skew() -> None:
     with call_with_audio("huawei-e1550") as (sim, _at, fd):
         sim.audio.clock_skew_ppm = 50_000  # 5 % fast, so the difference shows in a second
         read_audio(fd, 0.1)
-        drain(fd)
-        rate = frame_rate(read_audio(fd, 1.2), 320)
+        rate = frame_rate(on_time(sim, fd, 1.2), 320)
         assert 51.0 <= rate <= 54.5, rate
 
 
@@ -232,15 +246,14 @@ def test_burst_and_jitter_and_drops() -> None:
     with call_with_audio("simcom-7600") as (sim, _at, fd):
         sim.audio.burst = 3
         read_audio(fd, 0.15)
-        drain(fd)
-        reads = read_audio(fd, 0.6)
+        reads = on_time(sim, fd, 0.6)
         assert mostly_whole(reads, 960)
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
         assert 0.05 <= statistics.median(gaps) <= 0.07
         sim.audio.burst = 1
         sim.audio.jitter_ms = 10
         read_audio(fd, 0.1)
-        reads = read_audio(fd, 0.6)
+        reads = on_time(sim, fd, 0.6)
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
         assert statistics.pstdev(gaps) > 0.002
         # Absolute deadlines: jitter moves frames, it does not change their number.
@@ -252,7 +265,8 @@ def test_burst_and_jitter_and_drops() -> None:
         after, elapsed = sim.audio.stats, time.monotonic() - t0
         dropped = after.dropped_tx - before.dropped_tx
         ticks = dropped + after.frames_tx - before.frames_tx
-        assert abs(ticks - elapsed / 0.02) <= 4
+        if after.late_ticks == before.late_ticks:
+            assert abs(ticks - elapsed / 0.02) <= 4
         assert 0.2 <= dropped / ticks <= 0.8
 
 
@@ -260,8 +274,7 @@ def test_simcom_16khz_frames() -> None:
     with call_with_audio("simcom-7600") as (sim, at, fd):
         assert at.command("AT+CPCMFRM=1;+CPCMFRM?") == ["+CPCMFRM: 1", "OK"]
         read_audio(fd, 0.1)
-        drain(fd)
-        reads = read_audio(fd, 0.5)
+        reads = on_time(sim, fd, 0.5)
         assert mostly_whole(reads, 640)
         assert 46 <= frame_rate(reads, 640) <= 54
         assert sim.audio.frame_bytes == 640

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 FRAME_S = 0.020
 UPLINK_FIFO_FRAMES = 10  # 200 ms of uplink the modem buffers before it drops the oldest
 UNDERRUN_S = 0.040
+LATE_S = 0.010
 DTMF_TONE_S = 0.070
 DTMF_GAP_S = 0.070
 DTMF_FREQS = {
@@ -46,6 +47,9 @@ class AudioStats:
     overruns: int = 0  # uplink frames dropped because the modem's buffer was full
     dropped_tx: int = 0  # downlink frames lost (drop_prob, or a host that does not read)
     ignored_rx: int = 0  # bytes written while the path was closed (not active or not armed)
+    # Ticks this thread ran over 10 ms after their deadline: the machine was too busy for the
+    # modem's clock, so timing measured meanwhile says more about the machine than the code.
+    late_ticks: int = 0
 
 
 def _samples(data: bytes) -> array.array[int]:
@@ -292,8 +296,12 @@ class AudioChannel:
                 for _ in range(min(skipped, len(self._fifo))):
                     self._fifo.popleft()
                 self._stats.dropped_tx += skipped
+                self._stats.late_ticks += skipped
             self._next = now
         while self._next is not None and now >= self._next + self._jitter:
+            if now - (self._next + self._jitter) > LATE_S:
+                with self._lock:
+                    self._stats.late_ticks += 1
             self._tick(fd, now)
             self._next += self._period()
             self._jitter = self._rng.uniform(0, self.jitter_ms / 1000) if self.jitter_ms else 0

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from . import framing
 from .audio import AudioChannel
@@ -92,8 +92,7 @@ class Settings:
         return cls(cmee=profile.cmee_default)
 
 
-@dataclass(frozen=True)
-class LogEntry:
+class LogEntry(NamedTuple):
     """One thing on the AT port: when, which way ("rx", "tx", "urc") and the bytes."""
 
     t: float
@@ -230,11 +229,9 @@ class Modem:
             return self._plug_cond.wait_for(lambda: self.plugged == plugged, timeout)
 
     def unplug(self, *, drain: bool = False) -> None:
-        """USB gone: both masters closed, links removed, calls dropped.
-
-        drain: write what is queued first (a reboot answers OK before it drops off the bus;
-        a yanked cable does not).
-        """
+        """USB gone: both masters closed, links removed, calls dropped."""
+        # drain: a reboot writes its queued OK before it drops off the bus; a yanked cable
+        # does not.
         if not self.plugged:
             return
         if drain and self.at is not None:
@@ -416,8 +413,7 @@ class Modem:
             self.faults.answered()
 
     def _execute(self, text: str) -> tuple[list[str], str | None, float]:
-        """Run a command line: (information lines, final result or None for a prompt,
-        response delay)."""
+        """Run a command line: (information lines, final result or None, response delay)."""
         delay = self.response_delay
         lines: list[str] = []
         try:

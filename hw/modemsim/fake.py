@@ -19,11 +19,10 @@ from .ussd import UssdReply
 
 
 class FakeModem:
-    """A simulated GSM/LTE modem on two raw ptys (AT and PCM audio), run by its own thread.
+    """A simulated GSM/LTE modem on two raw ptys (AT and PCM audio), run by its own thread."""
 
-    Everything about the network side (calls, SMS, USSD, signal, SIM) and every fault is
-    driven from here; the code under test only sees the pts paths or the by-IMEI links.
-    """
+    # The network side (calls, SMS, USSD, signal, SIM) and every fault are driven from
+    # here; the code under test only sees the pts paths or the by-IMEI links.
 
     def __init__(self, profile: str = "quectel-ec25", imei: str = "860000000000001",
                  imsi: str = "250990000000001", iccid: str = "8970199000000000001",
@@ -275,15 +274,11 @@ class FakeModem:
 
     def wait_for_command(self, regex: str, timeout: float = 5.0,
                          since: float | None = None) -> str:
-        """The first command line received (at or after monotonic time since) matching regex.
-
-        Raises TimeoutError when none comes within timeout (wall seconds).
-        """
+        """The first received command line (at or after `since`) matching regex, or TimeoutError."""
         return self._m.wait_for_command(regex, timeout, since)
 
     def wait_plugged(self, plugged: bool = True, timeout: float = 5.0) -> bool:
-        """Wait until the ports are there (after a replug or reboot) or gone; False on
-        timeout."""
+        """Wait until the ports are there (or gone); False on timeout."""
         return self._m.wait_plugged(plugged, timeout)
 
     @staticmethod

@@ -148,10 +148,8 @@ def _split_op(name: str, rest: str) -> Command:
 
 
 def parse_line(line: str) -> list[Command]:
-    """The commands of one line after its AT prefix (V.250 5.2, `;` between extended ones).
-
-    Raises PlainError for a line that is not a command line.
-    """
+    """The commands of one line after its AT prefix; PlainError if it is not a command line."""
+    # V.250 5.2: basic commands run together, extended ones are separated by ';'.
     if line[:2].upper() != "AT":
         raise PlainError("not an AT command line")
     body = line[2:]

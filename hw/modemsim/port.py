@@ -61,11 +61,10 @@ class _Item:
 
 
 class Output:
-    """Bytes waiting to go to the host, in order, each not before its time.
+    """Bytes waiting to go to the host, in order, each not before its time."""
 
-    A reply is queued when the command arrives (due after the response delay) and every
-    URC raised meanwhile queues behind it, so URCs never land inside a reply.
-    """
+    # A reply is queued when the command arrives (due after the response delay) and every
+    # URC raised meanwhile queues behind it, so URCs never land inside a reply.
 
     # Gap between the pieces of a split write: wall time, not scaled, so the host's reads
     # really see the pieces separately.
