@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import stat
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import pytest
 
 from hw.modemsim import FakeModem
-from tests.support.atclient import AtClient, sim_session
+from tests.support.atclient import FINALS, AtClient, sim_session
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -285,3 +286,26 @@ async def test_coroutine_wrappers() -> None:
         client.close()
     finally:
         await sim.a_stop()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_bad_input_never_kills_the_modem(profile: str, caplog: pytest.LogCaptureFixture) -> None:
+    rng = random.Random(4475)
+    with sim_session(profile) as (sim, at):
+        for line in ("AT+CMGR=abc", "AT+CPIN=", "ATD;", "AT+CHLD=9", "AT+CUSD=1,\"open",
+                     "AT+CMGS=0", "AT+VTS=", "AT^DTMF=x,y", "AT+QPCMV=7", "AT+CPMS=\"XX\"",
+                     "AT+CNMI=a,b", "AT+CREG=5", "ATS7?", "AT&F", "AT+CSCS=\"KOI8\"",
+                     "AT+CLCC=1;+CLCC?", "AT+COPS=9", "AT+CMGD=99", "AT+CMGL=9"):
+            final = at.command(line)[-1]
+            assert FINALS.match(final) and final != "> ", (line, final)
+        at.command("ATE0")
+        at.drain()
+        for _ in range(200):
+            at.write(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))))
+        at.write(b"\x1a\x1b\rAT\r")
+        # Whatever the noise did (a prompt, half a line), the modem answers again.
+        assert "OK" in at.lines_for(0.5)
+        assert at.command("AT+CSQ")[-2:] == ["+CSQ: 20,99", "OK"]
+        assert sim.log[-1].kind == "tx"
+    # Refusals are answers, not simulator bugs: nothing was logged as a failure.
+    assert not [r for r in caplog.records if r.name.startswith("hw.modemsim")]

@@ -135,6 +135,8 @@ class AudioChannel:
 
     def stop(self) -> None:
         """Stop the audio thread and release its wake-up pipe."""
+        if self._stop:
+            return
         self._stop = True
         self._wake()
         if self._thread is not None:
@@ -264,17 +266,22 @@ class AudioChannel:
             if flowing and fd is not None and self._next is not None:
                 self._catch_up(fd)
             if fd is not None and fd in readable:
-                try:
-                    data = os.read(fd, 4096)
-                except (BlockingIOError, InterruptedError):
-                    data = b""
-                except OSError:
-                    data = b""
-                    time.sleep(0.01)
+                data = self._read(fd)
                 if data:
                     self._uplink(data)
             if flowing and fd is not None and self._next is not None:
                 self._catch_up(fd)
+
+    def _read(self, fd: int) -> bytes:
+        # Under the lock and only if fd is still ours: the modem closes a port only after
+        # attach(None), and a closed fd's number may already belong to the next pty.
+        with self._lock:
+            if self._fd != fd:
+                return b""
+            try:
+                return os.read(fd, 4096)
+            except OSError:
+                return b""
 
     def _start_flow(self, now: float) -> None:
         with self._lock:
@@ -375,14 +382,14 @@ class AudioChannel:
             if len(self._pending_out) < max(1, self.burst):
                 return
             out, self._pending_out = self._pending_out, []
-        try:
-            os.write(fd, b"".join(out))
-        except BlockingIOError:
-            with self._lock:
+            if self._fd != fd:
+                return  # unplugged since: the number may already name another pty
+            try:
+                os.write(fd, b"".join(out))
+            except BlockingIOError:
                 self._stats.dropped_tx += len(out)
-            return
-        except OSError:
-            return
-        with self._lock:
+                return
+            except OSError:
+                return
             self._stats.frames_tx += len(out)
             self._stats.bytes_tx += sum(len(f) for f in out)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(order=True)
@@ -55,7 +58,11 @@ class Scheduler:
         while self._heap and self._heap[0].due <= now:
             timer = heapq.heappop(self._heap)
             if not timer.cancelled:
-                timer.callback()
+                try:
+                    timer.callback()
+                except Exception:
+                    # One broken step must not stop the modem's thread and every later timer.
+                    log.exception("modemsim: timer callback failed")
 
     def cancel_all(self) -> None:
         """Drop every timer (stop, or a reboot forgets what was pending)."""
