@@ -6,11 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 
-# Debian packages the project needs: building pjsua2, and real peers for tests.
+# Debian packages the project needs: building pjsua2, and real peers for tests
+# (nftables: the edge's kernel bans, tested inside a network namespace).
 APT_BUILD := build-essential pkg-config swig python3-dev python3-venv xz-utils \
 	debian-archive-keyring dpkg-dev libssl-dev libsrtp2-dev libopus-dev libspeex-dev \
 	libspeexdsp-dev libgsm1-dev libsystemd-dev
-APT_TEST := sip-tester baresip sipvicious sox systemd
+APT_TEST := sip-tester baresip sipvicious sox systemd nftables
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
 .PHONY: all deps venv pjsua2 run test test-fast lint bench clean distclean
@@ -31,8 +32,8 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
 
 # Our pjsua2: the script checks its cache, so this is quick after the first build.
 pjsua2: $(STAMPS)/pjsua2
-$(STAMPS)/pjsua2: $(STAMPS)/venv pjsua2/build.sh pjsua2/config_site.h pjsua2/configure.flags
-	@bash pjsua2/build.sh $(PY)
+$(STAMPS)/pjsua2: $(STAMPS)/venv pjsua2-build/build.sh pjsua2-build/config_site.h pjsua2-build/configure.flags
+	@bash pjsua2-build/build.sh $(PY)
 	@touch $@
 
 run: pjsua2

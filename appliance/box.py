@@ -17,14 +17,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from . import calllog, directory, extensions
+from . import calllog, directory, extensions, sounds
 from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
 from .edge import Edge, EdgeConfig
+from .edge.firewall import Firewall, NullFirewall, open_firewall
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
-from .engine import Engine, EngineConfig
+from .engine import Engine, EngineConfig, EngineError
 from .service import Notifier
 from .settings import Settings
 from .switchboard import Switchboard
@@ -50,6 +51,7 @@ class Box:
         self.switchboard: Switchboard | None = None
         self.calllog: calllog.DbCallLog | None = None
         self.edge: Edge | None = None
+        self.firewall: Firewall = NullFirewall("not started")
         self.control = ControlServer(settings.control_socket)
         self.started_at = time.time()
         self.reloads = 0
@@ -74,6 +76,7 @@ class Box:
             rtp_port_max=s.rtp_port_max,
             max_calls=s.max_calls,
             clock_rate=s.bridge_clock_rate,
+            log_level=s.pjsua_log_level,
             outbound_proxy=f"sip:127.0.0.1:{s.sip_port};lr",
         ))
         self.notifier.status("starting the call engine")
@@ -99,17 +102,26 @@ class Box:
             log.warning("closed %d call record(s) left open by a crash", closed)
 
         self.notifier.status("starting the SIP edge")
+        # Registered before the edge, so it is removed after the edge has stopped.
+        self.firewall = await open_firewall(s.firewall, (s.sip_port,))
+        self.on_shutdown(self.firewall.stop)
         guard = GuardConfig(auth_failures=s.sip_ban_failures, ban_s=s.sip_ban_seconds,
                             rate_limit=s.sip_rate_limit or 10**9)
         self.edge = Edge(EdgeConfig(bind=s.sip_bind, port=s.sip_port,
-                                    engine_port=s.engine_sip_port, guard=guard), db)
+                                    engine_port=s.engine_sip_port, guard=guard,
+                                    keepalive_s=s.sip_keepalive_s), db,
+                         firewall=self.firewall)
         await self.edge.start()
         self.on_shutdown(self.edge.stop)
+        self.engine.set_transfer_policy(self.edge.is_box_uri)
 
         self.calllog = calllog.DbCallLog(db)
+        # The switchboard reports its calls to the edge's notifier (busy lamps).
         self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,
-                                       data_dir=s.data_dir)
+                                       data_dir=s.data_dir,
+                                       presence=self.edge.subscriptions.lines)
         self.on_shutdown(self.switchboard.attach())
+        await self._load_music()
 
         self._control_routes()
         await self.control.start()
@@ -121,6 +133,17 @@ class Box:
         self.notifier.start_watchdog(self.healthy)
         log.info("box ready: SIP edge on %s:%d, engine on 127.0.0.1:%d, control %s",
                  s.sip_bind, s.sip_port, s.engine_sip_port, s.control_socket)
+
+    async def _load_music(self) -> None:
+        """Give the engine the music on hold (a missing or unplayable file is not fatal)."""
+        assert self.db is not None and self.engine is not None
+        db, data_dir = self.db, self.settings.data_dir
+        path = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sounds.music_on_hold(db, data_dir))
+        try:
+            await self.engine.set_music(str(path))
+        except EngineError as exc:
+            log.error("no music on hold: %s", exc)
 
     def _directory(self) -> directory.DirectorySnapshot:
         assert self.db is not None and self.edge is not None
@@ -149,6 +172,7 @@ class Box:
         # Swapping the snapshots only affects calls and requests from now on.
         self.switchboard.directory = new_directory
         self.edge.reload(devices)
+        await self._load_music()
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
         log.info("configuration reloaded (%d)", self.reloads)
@@ -160,6 +184,8 @@ class Box:
         self.control.route("POST", "/reload", lambda _req: self.reload())
         self.control.route("GET", "/calls", self._calls)
         self.control.route("GET", "/bans", self._bans)
+        self.control.route("GET", "/registrations", self._registrations)
+        self.control.route("GET", "/subscriptions", self._subscriptions)
         self.control.route("GET", "/legs", self._legs)
         self.control.route("GET", "/extensions", self._ext_list)
         self.control.route("POST", "/extensions", self._ext_add)
@@ -179,8 +205,17 @@ class Box:
             "sip": {"engine": f"127.0.0.1:{self.settings.engine_sip_port}",
                     "edge": f"{self.settings.sip_bind}:{self.settings.sip_port}",
                     "registrations": len(self.edge.location.all()) if self.edge else 0,
+                    **(self.edge.keepalive.counts() if self.edge else {}),
+                    **(self.edge.subscriptions.counts() if self.edge else {}),
                     "bans": len(self.edge.guard.bans()) if self.edge else 0,
-                    **(self.edge.stats if self.edge else {})},
+                    # Where bans are enforced: "nftables" (the kernel, and the edge too)
+                    # or "in-process" (the edge alone; firewall_reason says why).
+                    "firewall": self.firewall.name,
+                    **({"firewall_reason": self.firewall.reason} if self.firewall.reason
+                       else {}),
+                    "firewall_errors": self.firewall.errors,
+                    **(self.edge.stats if self.edge else {}),
+                    **(self.edge.keepalive.stats if self.edge else {})},
             "lines": [],
         }
 
@@ -194,11 +229,36 @@ class Box:
             out.append({
                 "leg": leg.leg_id, "direction": leg.direction.value, "state": leg.state.value,
                 "remote": leg.remote_uri, "codec": leg.codec, "seconds": leg.duration_s,
+                "held": leg.held,
                 "media": None if m is None or m.slot < 0 else {
                     "slot": m.slot, "listeners": list(m.listeners),
                     "rx_packets": m.rx_packets, "tx_packets": m.tx_packets,
-                    "rx_lost": m.rx_lost, "jitter_ms": m.jitter_ms}})
+                    "rx_lost": m.rx_lost, "jitter_ms": m.jitter_ms,
+                    "rtp": {"local": m.local_rtp, "remote": m.remote_rtp,
+                            "source": m.source_rtp}}})
         return out
+
+    async def _registrations(self, req: Request) -> list[dict[str, Any]]:
+        if req.body is not None:
+            raise BadRequest("GET /registrations takes no body")
+        assert self.edge is not None
+        now = self.edge.clock()
+        out = []
+        for b in sorted(self.edge.location.all(), key=lambda b: (b.username, b.contact)):
+            state, rtt_ms = self.edge.keepalive.state(b)
+            out.append({"user": b.username, "contact": b.contact,
+                        "transport": b.source.transport,
+                        "source": (f"[{b.source.host}]" if ":" in b.source.host
+                                   else b.source.host) + f":{b.source.port}",
+                        "expires": b.remaining(now), "state": state.value, "rtt_ms": rtt_ms,
+                        "user_agent": b.user_agent})
+        return out
+
+    async def _subscriptions(self, req: Request) -> list[dict[str, Any]]:
+        if req.body is not None:
+            raise BadRequest("GET /subscriptions takes no body")
+        assert self.edge is not None
+        return self.edge.subscriptions.snapshot()
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:
         assert self.edge is not None

@@ -82,13 +82,16 @@ class DbCallLog:
             "hangup_side": call.hangup_side or "system",
             "sip_cause": call.sip_code if 100 <= call.sip_code <= 699 else None,
             "answered_by": call.answered_leg and call.answered_contact,
-            "route": json.dumps({"dialled": call.dialled, "rang": call.rang}),
+            "route": json.dumps({"dialled": call.dialled, "rang": call.rang,
+                                 **({"transferred_to": call.transferred_to}
+                                    if call.transferred_to else {})}),
         }
         legs = [
             {
                 "position": pos,
                 "party_kind": "sip_uri",
-                "extension": call.dialled,
+                "extension": call.answered_extension
+                if call.answered_extension and uri == call.answered_contact else call.dialled,
                 "target": uri,
                 "rang_at": _ts(call.started_at),
                 "answered_at": answered_at if uri == call.answered_contact else None,

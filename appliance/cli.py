@@ -177,7 +177,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"engine:  pjsua2 {eng['pjsua2_version']}, healthy={eng['healthy']}, "
               f"{eng['legs']} leg(s)")
         print(f"calls:   {status['calls']} in progress")
+        sip = status.get("sip", {})
+        print(f"sip:     edge {sip.get('edge')}, {sip.get('registrations', 0)} registration(s), "
+              f"{sip.get('bans', 0)} ban(s) enforced {_enforcement(sip)}")
+        print(f"phones:  {sip.get('reachable', 0)} reachable, "
+              f"{sip.get('unreachable', 0)} unreachable, {sip.get('unknown', 0)} not probed yet")
     return 0
+
+
+def _enforcement(sip: dict[str, object]) -> str:
+    """How bans are enforced, for `pbx status`."""
+    if sip.get("firewall") == "nftables":
+        return "by the kernel (nftables) and the edge"
+    reason = sip.get("firewall_reason")
+    return f"in-process ({reason})" if reason else "in-process"
 
 
 def _actor() -> str:

@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         "PBX_WEB_BIND": "127.0.0.1",
         "PBX_WEB_PORT": str(args.port),
         "PBX_SIMULATE": "1",
+        # A laptop's firewall is not the demo's to change, unless asked for explicitly.
+        "PBX_FIREWALL": os.environ.get("PBX_FIREWALL", "off"),
     }
     s = settings_mod.load(Path(args.config) if args.config else None, environ=env)
     s.data_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ class Extension:
     contacts: tuple[str, ...]  # static contacts
     devices: tuple[str, ...] = ()  # SIP usernames of devices that register
     record: bool = True  # the employee's recording policy, resolved against the box's
+    groups: frozenset[str] = frozenset()  # departments: the pickup groups it belongs to
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,18 @@ class DirectorySnapshot:
             return []
         live = [c for device in ext.devices for c in self.registered(device)]
         return list(ext.contacts) + live
+
+    def owner_of(self, device: str) -> str | None:
+        """The extension whose device (SIP username) this is."""
+        for ext in self.extensions.values():
+            if device in ext.devices:
+                return ext.number
+        return None
+
+    def same_group(self, a: str, b: str) -> bool:
+        """Whether extensions a and b share a pickup group (a department)."""
+        ea, eb = self.extensions.get(a), self.extensions.get(b)
+        return ea is not None and eb is not None and bool(ea.groups & eb.groups)
 
     def records(self, user: str) -> bool:
         """Whether calls to this extension are recorded."""
@@ -73,8 +86,15 @@ def load(db: Database, registered: Callable[[str], list[str]] | None = None
             contacts.append(contact)
         elif username:
             devices.append(username)
+    groups: dict[str, set[str]] = {}
+    for extension, department in conn.execute(
+            "SELECT e.extension, d.key FROM department_members m"
+            " JOIN employees e ON e.id = m.employee_id"
+            " JOIN departments d ON d.id = m.department_id").fetchall():
+        groups.setdefault(extension, set()).add(department)
     return DirectorySnapshot(
-        {number: Extension(number, name, dnd, tuple(contacts), tuple(devices), record)
+        {number: Extension(number, name, dnd, tuple(contacts), tuple(devices), record,
+                           frozenset(groups.get(number, ())))
          for number, (name, dnd, record, contacts, devices) in grouped.items()},
         registered or (lambda _username: []),
     )

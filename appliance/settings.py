@@ -50,6 +50,15 @@ class Settings:
     sip_rate_limit: int = 32
     sip_ban_failures: int = 8
     sip_ban_seconds: int = 900
+    # Where bans are also enforced by the kernel: "auto" uses nftables when nft is there and
+    # permitted, "nftables" insists on it (the engine will not start without), "off" never.
+    firewall: str = "auto"
+    # OPTIONS keepalives from the edge to every registered phone, in seconds (0: none): they
+    # keep NAT pinholes open and find phones that stopped answering (those are not rung).
+    sip_keepalive_s: int = 30
+    # pjsua2's own log (0-6) on the engine's stdout: 4 shows every bridge connection and
+    # stream start, for chasing audio faults; 1 (errors) in normal use.
+    pjsua_log_level: int = 1
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -91,6 +100,12 @@ class Settings:
             raise SettingsError("max_calls must be 1-1024 (our pjsua2 build holds 1024 legs)")
         if self.sip_rate_limit < 0 or self.sip_ban_failures < 1 or self.sip_ban_seconds < 0:
             raise SettingsError("sip_rate_limit >= 0, sip_ban_failures >= 1, sip_ban_seconds >= 0")
+        if self.firewall not in ("auto", "nftables", "off"):
+            raise SettingsError(f"firewall must be auto, nftables or off: {self.firewall!r}")
+        if self.sip_keepalive_s < 0:
+            raise SettingsError("sip_keepalive_s must be >= 0 (0: no keepalives)")
+        if not 0 <= self.pjsua_log_level <= 6:
+            raise SettingsError("pjsua_log_level must be 0-6")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return self

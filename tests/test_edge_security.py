@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,8 @@ import pytest
 from appliance.control import call as control
 from appliance.edge.security import Guard, GuardConfig
 from appliance.settings import Settings
-from tests.support.harness import EngineProcess, pbx
+from tests.support.harness import EngineProcess, PhoneProcess, pbx
+from tests.support.tones import dominant, middle, read_wav
 from tests.test_edge_calls import OFFICE, desk_phone, registered
 
 
@@ -109,3 +113,69 @@ def test_a_password_guesser_is_banned_while_phones_keep_working(
         if phone is not None:
             phone.close()
         engine.close()
+
+
+def test_a_flood_is_throttled_while_phones_register_and_call(
+        settings: Settings, unix_dir: Path, tmp_path: Path) -> None:
+    """One address sends 2000 requests a second; desk phones elsewhere keep working."""
+    assert pbx(settings, "config", "import", "-", stdin=OFFICE).returncode == 0
+    engine = EngineProcess(settings, unix_dir / "notify", log_path=tmp_path / "engine.log")
+    phones: list[PhoneProcess] = []
+    stop = threading.Event()
+    counts = {"sent": 0, "answered": 0}
+
+    def flood() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.3", 0))
+            sock.setblocking(False)
+            port = sock.getsockname()[1]
+            n = 0
+            while not stop.is_set():
+                for _ in range(20):
+                    n += 1
+                    msg = (f"OPTIONS sip:101@127.0.0.1:{settings.sip_port} SIP/2.0\r\n"
+                           f"Via: SIP/2.0/UDP 127.0.0.3:{port};branch=z9hG4bKfl{n}\r\n"
+                           f"From: <sip:x@127.0.0.3>;tag=f{n}\r\nTo: <sip:101@127.0.0.1>\r\n"
+                           f"Call-ID: flood-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                           "Content-Length: 0\r\n\r\n")
+                    with contextlib.suppress(BlockingIOError):
+                        sock.sendto(msg.encode(), ("127.0.0.1", settings.sip_port))
+                        counts["sent"] += 1
+                with contextlib.suppress(BlockingIOError):
+                    while sock.recv(4096):
+                        counts["answered"] += 1
+                stop.wait(0.01)  # 20 requests per 10 ms: about 2000 a second
+
+    try:
+        engine.wait_ready()
+        flooder = threading.Thread(target=flood, daemon=True)
+        flooder.start()
+        started = time.monotonic()
+        alice = desk_phone(settings, "101", "Kx7-desk-alpha", "--record-dir", str(tmp_path))
+        phones.append(alice)
+        bob = desk_phone(settings, "102", "Kx7-desk-bravo", "--tone", "1400")
+        phones.append(bob)
+        alice.wait(registered(alice))
+        bob.wait(registered(bob))
+        cid = alice.call(f"sip:102@127.0.0.1:{settings.sip_port}", tone=700, record=True)
+        alice.wait(lambda e: e.get("id") == cid and e.get("state") == "CONFIRMED")
+        time.sleep(1.5)  # audio through the bridge while the flood goes on
+        alice.send(cmd="hangup", id=cid)
+        bob.wait(lambda e: e.get("state") == "DISCONNECTED")
+        stop.set()
+        flooder.join(timeout=5)
+        elapsed = time.monotonic() - started
+        status = control(settings.control_socket, "GET", "/status")
+    finally:
+        stop.set()
+        for p in phones:
+            p.close()
+        engine.close()
+    assert counts["sent"] > 1000 * elapsed * 0.5, counts  # it really was a flood
+    # At most rate_limit answers per 2 s window (plus the window in progress).
+    allowed = settings.sip_rate_limit * (elapsed / 2 + 2)
+    assert counts["answered"] <= allowed, (counts, allowed)
+    assert status["sip"]["registrations"] == 2
+    [wav] = list(tmp_path.glob(f"{alice.port}-*.wav"))
+    samples, rate = read_wav(wav)
+    assert dominant(middle(samples, rate, 0.8), rate, [700.0, 1400.0])[0] == 1400.0

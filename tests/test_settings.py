@@ -16,6 +16,8 @@ def test_defaults_are_a_real_box() -> None:
     assert s.bridge_clock_rate == 8000
     assert s.control_socket == Path("/var/lib/pbx/run/control.sock")
     assert s.simulate is False
+    assert s.firewall == "auto"
+    assert load(environ={"PBX_FIREWALL": "off"}).firewall == "off"
 
 
 def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
@@ -40,6 +42,7 @@ def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
         ({"PBX_SIP_BIND": "localhost:5060"}, "sip_bind"),
         ({"PBX_BRIDGE_CLOCK_RATE": "11025"}, "bridge_clock_rate"),
         ({"PBX_MAX_CALLS": "2000"}, "max_calls"),
+        ({"PBX_FIREWALL": "iptables"}, "firewall must be auto, nftables or off"),
         ({"PBX_RTP_PORT_MIN": "20000", "PBX_RTP_PORT_MAX": "10000"}, "rtp_port_min"),
     ],
 )

@@ -211,3 +211,83 @@ def test_final_code() -> None:
     assert final_code([486, 408]) == 486
     assert final_code([408, 480, 0]) == 480
     assert final_code([503, 488]) == 488
+
+
+class Lamps:
+    """Records what busy lamps are told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def ringing(self, call_id: str, extension: str, caller_device: str = "") -> None:
+        self.events.append(("ringing", call_id, extension))
+
+    def answered(self, call_id: str, extension: str) -> None:
+        self.events.append(("answered", call_id, extension))
+
+    def ended(self, call_id: str) -> None:
+        self.events.append(("ended", call_id, ""))
+
+
+async def test_blind_transfer_moves_the_transferee() -> None:
+    from appliance.engine import TransferEvent
+
+    sb, eng, log = make({"102": ["sip:bob"], "103": ["sip:carol"]})
+    lamps = Lamps()
+    sb.presence = lamps
+    played: list[tuple[str, str]] = []
+
+    async def play(leg: str, source: str) -> None:
+        played.append((leg, source))
+
+    eng.play = play  # type: ignore[attr-defined]
+    assert eng.handler is not None
+    # 102 answers a call from outside, then transfers the caller (A1) to 103.
+    eng.emit("A1", LegState.INCOMING, inbound=True, user="102")
+    await settle()
+    bob = eng.legs[0]
+    eng.emit(bob, LegState.CONFIRMED, code=200)
+    await settle()
+    eng.handler(TransferEvent(transferor=bob, new_leg="X1", target="sip:103@box"))
+    await settle()
+    assert played == [("A1", "ringback")]
+    [first] = log.done
+    assert first.transferred_to == "sip:103@box" and first.hangup_side == "callee"
+    # The new leg answers: the caller is bridged to it and the transferor released.
+    eng.emit("X1", LegState.CONFIRMED, code=200)
+    await settle()
+    assert ("bridge", "A1", "X1") in eng.commands
+    assert ("hangup", bob, 0) in eng.commands
+    eng.emit(bob, LegState.DISCONNECTED, code=200, side="local")
+    await settle()
+    assert ("hangup", "A1", 0) not in eng.commands  # the caller stays
+    eng.emit("A1", LegState.DISCONNECTED, code=200, side="remote", inbound=True)
+    await settle()
+    assert ("hangup", "X1", 0) in eng.commands
+    # The lamp of 102 went out when Bob transferred; no desk phone called, so nothing else.
+    assert ("answered", first.call_id, "102") in lamps.events
+    assert ("ended", first.call_id, "") in lamps.events
+    assert not any(e[1].startswith("transfer-") for e in lamps.events)
+
+
+async def test_a_transferred_desk_phone_keeps_its_busy_lamp() -> None:
+    from appliance.engine import TransferEvent
+
+    sb, eng, _log = make({"102": ["sip:bob"]})
+    lamps = Lamps()
+    sb.presence = lamps
+    sb.directory.owner_of = lambda device: {"alice-desk": "101"}.get(device)  # type: ignore[attr-defined]
+    eng.play = lambda leg, source: asyncio.sleep(0)  # type: ignore[attr-defined]
+    assert eng.handler is not None
+    eng.handler(LegEvent(LegInfo("A1", Direction.INBOUND, LegState.INCOMING, "sip:box",
+                                 "sip:101@box", request_user="102",
+                                 headers={"x-pbx-device": "alice-desk"})))
+    await settle()
+    eng.emit(eng.legs[0], LegState.CONFIRMED, code=200)
+    await settle()
+    eng.handler(TransferEvent(transferor=eng.legs[0], new_leg="X1", target="sip:103@box"))
+    await settle()
+    assert ("answered", "transfer-X1", "101") in lamps.events
+    eng.emit("A1", LegState.DISCONNECTED, code=200, side="remote", inbound=True)
+    await settle()
+    assert lamps.events[-1] == ("ended", "transfer-X1", "")

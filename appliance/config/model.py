@@ -504,6 +504,12 @@ class BoxSettings(ConfigModel):
     day_night: Literal["auto", "day", "night"] = "auto"
     # What `default` means at the top of the recording chain: every call recorded.
     recording: Literal["always", "never"] = "always"
+    # A prompt played to callers on hold; none: the box's own synthesised music.
+    music_on_hold: Key | None = None
+
+
+# Stored one per row in box_settings, by field name.
+BOX_SETTINGS = tuple(BoxSettings.model_fields)
 
 
 class BoxConfig(ConfigModel):

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ..db import Database
 from .errors import ConfigError, Problem, problems_from_validation
-from .model import BoxConfig
+from .model import BOX_SETTINGS, BoxConfig
 from .store import dest_from_row
 from .store import rows_of as _rows
 from .types import WEEKDAYS
@@ -84,10 +84,7 @@ def read_sections(conn: sqlite3.Connection, names: Names) -> dict[str, Any]:
                 conn.execute("SELECT key, value FROM box_settings").fetchall()}
     data: dict[str, Any] = {
         "version": 1,
-        "box": {k: settings[k] for k in
-                ("name", "time_zone", "country", "language", "sip_realm", "day_night",
-                "recording")
-                if k in settings},
+        "box": {k: settings[k] for k in BOX_SETTINGS if settings.get(k) is not None},
         "prompts": [_drop_none({"key": r["key"], "name": r["name"], "file": r["path"],
                                 "language": r["language"]})
                     for r in _rows(conn, "SELECT * FROM prompts ORDER BY key")],

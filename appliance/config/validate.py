@@ -62,6 +62,7 @@ def cross_problems(cfg: BoxConfig) -> list[Problem]:
     _references(cfg, idx)
     _schedules(cfg, idx)
     _loops(cfg, idx)
+    _dead_ends(cfg, idx)
     return idx.problems
 
 
@@ -197,6 +198,7 @@ def _references(cfg: BoxConfig, idx: _Index) -> None:
             dest(to, f"voice_menus[{i}].keys[{digit!r}]")
         dest(m.default, f"voice_menus[{i}].default")
     _menu_parents(cfg, idx)
+    need("prompt", cfg.box.music_on_hold, "box.music_on_hold")
     for i, q in enumerate(cfg.queues):
         _members(q.agents, f"queues[{i}].agents", idx)
         need("prompt", q.music_on_hold, f"queues[{i}].music_on_hold")
@@ -344,3 +346,57 @@ def _loops(cfg: BoxConfig, idx: _Index) -> None:
                 state[child] = 1
                 stack.append((child, iter(edges[child])))
                 trail.append(child)
+
+
+def _dead_ends(cfg: BoxConfig, idx: _Index) -> None:
+    """Find destinations where a call would end nowhere: nobody to ring and nothing after.
+
+    Only places where nothing follows are checked (flow branches, menu keys and defaults,
+    overflows, chain finals); a chain step or the repeat-caller default is followed by the
+    chain's next step or the normal flow. Unknown keys are reported by `_references`.
+    """
+    employees = {e.extension: e for e in cfg.employees}
+    departments = {d.key: d for d in cfg.departments}
+    owners = {v.owner for v in cfg.voicemail_boxes if v.owner is not None}
+
+    def rings(extension: str) -> bool:
+        e = employees.get(extension)
+        if e is None or not e.enabled:
+            return False
+        mobiles = bool(e.mobiles) and e.ring_mobile_after is not None
+        return any(d.enabled for d in e.devices) or mobiles
+
+    def why_not(dest: Destination | None, seen: frozenset[str]) -> str | None:
+        if dest is None or dest.target is None:
+            return None
+        if dest.kind == "employee" and dest.target in employees:
+            if rings(dest.target) or dest.target in owners:
+                return None
+            return (f"employee {dest.target} has no phone or mobile to ring and no voicemail "
+                    f"box")
+        if dest.kind == "department" and dest.target in departments:
+            dept = departments[dest.target]
+            if any(rings(m) for m in dept.members) or dest.target in seen:
+                return None  # a loop through overflows is reported by _loops
+            if dept.overflow is None:
+                return f"department {dept.key!r} has nobody to ring and no overflow"
+            return why_not(dept.overflow, seen | {dept.key})
+        return None
+
+    places: list[tuple[str, Destination | None]] = []
+    for i, f in enumerate(cfg.flows):
+        places += [(f"flows[{i}].branches[{j}].to", b.to) for j, b in enumerate(f.branches)]
+    for i, m in enumerate(cfg.voice_menus):
+        places += [(f"voice_menus[{i}].keys[{d!r}]", to) for d, to in m.keys.items()]
+        places.append((f"voice_menus[{i}].default", m.default))
+    for i, d in enumerate(cfg.departments):
+        places.append((f"departments[{i}].overflow", d.overflow))
+    for i, q in enumerate(cfg.queues):
+        places.append((f"queues[{i}].overflow", q.overflow))
+        places += [(f"queues[{i}].keys[{d!r}]", to) for d, to in q.keys.items()]
+    for i, c in enumerate(cfg.forwarding_chains):
+        places.append((f"forwarding_chains[{i}].final", c.final))
+    for path, dest in places:
+        reason = why_not(dest, frozenset())
+        if reason is not None:
+            idx.problems.append(Problem(path, f"calls sent here would end nowhere: {reason}"))

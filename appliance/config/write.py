@@ -9,7 +9,7 @@ import sqlite_utils
 
 from ..db import Database
 from .errors import ConfigError
-from .model import BoxConfig, Destination, FxoGatewayLine, SimLine, SipTrunkLine
+from .model import BOX_SETTINGS, BoxConfig, Destination, FxoGatewayLine, SimLine, SipTrunkLine
 from .store import KEEP, ImportReport, Sync, dest_columns, to_json
 from .types import WEEKDAYS
 
@@ -189,7 +189,7 @@ def write_sections(sync: Sync, cfg: BoxConfig) -> None:
 
 def _box_settings(sync: Sync, cfg: BoxConfig) -> None:
     counts = sync.counts("box_settings")
-    for key in ("name", "time_zone", "country", "language", "sip_realm", "day_night", "recording"):
+    for key in BOX_SETTINGS:
         value = to_json(getattr(cfg.box, key))
         row = sync.conn.execute("SELECT value FROM box_settings WHERE key = ?", (key,)).fetchone()
         if row is None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..db import Database
 from ..sip import (
@@ -27,9 +29,12 @@ from ..sip import (
     SipParseError,
     SipUri,
     make_response,
+    parse_uri,
     torture_response,
 )
 from ..sip.headers import Via
+from .firewall import Firewall, NullFirewall
+from .keepalive import Keepalive, KeepaliveConfig
 from .location import Binding, LocationTable
 from .proxy import (
     FlowTokens,
@@ -42,6 +47,7 @@ from .proxy import (
 )
 from .registrar import Authenticator, AuthVerdict, Devices, Registrar, load_devices
 from .security import Ban, Guard, GuardConfig
+from .subscriptions import SubscriptionConfig, Subscriptions
 from .transport import Source, Transports
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,7 @@ FLUSH_INTERVAL_S = 1.0
 RETRANSMIT_WINDOW_S = 32.0
 MAX_REMEMBERED = 4096
 # Headers only the edge may set on requests towards the engine.
-TRUSTED_HEADERS = ("X-PBX-Device",)
+TRUSTED_HEADERS = ("X-PBX-Device", "X-PBX-Hairpin")
 
 
 @dataclass(frozen=True)
@@ -63,14 +69,36 @@ class EdgeConfig:
     engine_port: int
     nonce_ttl_s: float = 300.0
     guard: GuardConfig = field(default_factory=GuardConfig)
+    keepalive_s: float = 30.0  # OPTIONS to every binding this often; 0: never
+    subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
+
+
+def _is_local_ip(host: str) -> bool:
+    """True if host is an IP address of this machine (binding to it succeeds)."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return False
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+    except OSError:
+        return False
+    return True
 
 
 class Edge:
     """Registrar + proxy in front of the engine."""
 
     def __init__(self, config: EdgeConfig, db: Database,
-                 clock: Callable[[], float] = time.time, secret: bytes | None = None) -> None:
+                 clock: Callable[[], float] = time.time, secret: bytes | None = None,
+                 firewall: Firewall | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        # The kernel's copy of the bans where nftables is usable; the guard enforces them
+        # in-process either way (and alone where it is not).
+        self.firewall: Firewall = firewall or NullFirewall()
+        self._firewall_tasks: set[asyncio.Task[bool]] = set()
         self.db = db
         self.clock = clock
         key = secret or secrets.token_bytes(32)
@@ -82,6 +110,16 @@ class Edge:
         self.tokens = FlowTokens(key)
         self.transports = Transports(self.handle)
         self.engine = Source("UDP", "127.0.0.1", config.engine_port)
+        # Keepalive timers run on a monotonic clock: the wall clock of a box without an
+        # RTC jumps when NTP first sets it, which would time out every probe at once.
+        self.keepalive = Keepalive(
+            KeepaliveConfig(interval_s=config.keepalive_s), self.location,
+            lambda req, dest: self.transports.send(req, dest), self.local_host_toward,
+            config.port, clock=monotonic)
+        # Busy lamps and voicemail lamps: the edge is the notifier (edge/subscriptions.py).
+        self.subscriptions = Subscriptions(
+            config.subscriptions, lambda: self.devices,
+            lambda req, dest: self.transports.send(req, dest), config.port, clock=monotonic)
         self._flusher: asyncio.Task[None] | None = None
         self._local_ip_cache: dict[str, str] = {}
         self.guard = Guard(config.guard, clock, on_ban=self._banned)
@@ -90,7 +128,7 @@ class Edge:
         # as the same request, not challenged again (that would fork a second call).
         self._authenticated: OrderedDict[tuple[str, str, int, str], tuple[float, AuthVerdict]]
         self._authenticated = OrderedDict()
-        self.stats = {"auth_failures": 0, "forwarded": 0, "dropped": 0}
+        self.stats = {"auth_failures": 0, "forwarded": 0, "dropped": 0, "hairpinned": 0}
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -100,15 +138,23 @@ class Edge:
         await self.transports.start(self.config.bind, self.config.port)
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(),
                                                                name="edge-flush")
+        self.keepalive.start()
 
     async def stop(self) -> None:
         """Stop listening; write the last registration changes."""
+        await self.keepalive.stop()
+        self.subscriptions.stop()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
         await self.transports.stop()
+        if self._firewall_tasks:
+            # Bans on their way to the kernel: give them a moment, they are logged anyway.
+            _done, late = await asyncio.wait(self._firewall_tasks, timeout=1.0)
+            for task in late:
+                task.cancel()
 
     def reload(self, devices: Devices | None = None) -> None:
         """Pick up changed devices and passwords.
@@ -128,6 +174,7 @@ class Edge:
                     self.location.remove(binding)
                     log.info("edge: dropped the registration of %s (%s)", username,
                              "device removed" if after is None else "credentials changed")
+        self.subscriptions.reload()
 
     async def flush(self) -> None:
         """Write pending registration changes in one transaction."""
@@ -156,13 +203,39 @@ class Edge:
                      "registered" if what == "new" else "moved", binding.contact,
                      src.transport, src.host, src.port, binding.user_agent or "no user agent")
 
-    @staticmethod
-    def _banned(ban: Ban) -> None:
-        log.warning("edge: banned %s for %.0f s: %s", ban.host, ban.until - time.time(),
-                    ban.reason)
+    def _banned(self, ban: Ban) -> None:
+        seconds = ban.until - self.clock()
+        log.warning("edge: banned %s for %.0f s: %s", ban.host, seconds, ban.reason)
+        self._to_firewall(self.firewall.ban(ban.host, seconds))
+
+    def unban(self, host: str) -> bool:
+        """Lift a ban in the edge and the kernel; True if the edge had one."""
+        lifted = self.guard.unban(host)
+        # The kernel is told even without an in-process ban: its element may outlive one.
+        self._to_firewall(self.firewall.unban(host))
+        return lifted
+
+    def _to_firewall(self, change: Coroutine[Any, Any, bool]) -> None:
+        """Run a firewall change in the background: the guard's callback is synchronous."""
+        if not self.firewall.kernel:
+            change.close()
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(change, name="edge-firewall")
+        except RuntimeError:  # no event loop (unit tests driving the edge by hand)
+            change.close()
+            return
+        self._firewall_tasks.add(task)
+        task.add_done_callback(self._firewall_done)
+
+    def _firewall_done(self, task: asyncio.Task[bool]) -> None:
+        self._firewall_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Never fatal: the guard still enforces the ban in-process.
+            log.error("edge: firewall change failed", exc_info=task.exception())
 
     def contacts_for(self, username: str) -> list[str]:
-        """Contact URIs of a device's live registrations (for the engine to dial)."""
+        """Contact URIs of a device's live, reachable registrations (for the engine to dial)."""
         return [b.contact for b in self.location.bindings(username) if b.reachable]
 
     # --- addresses ---------------------------------------------------------------------
@@ -181,6 +254,22 @@ class Edge:
             host = "127.0.0.1"
         self._local_ip_cache[peer] = host
         return host
+
+    def is_box_uri(self, text: str) -> bool:
+        """Whether a URI (a transfer's Refer-To) names the box itself: its address or realm.
+
+        Thread-safe (the engine asks from its own thread): it only reads.
+        """
+        try:
+            uri = parse_uri(text.strip().strip("<>"))
+        except SipParseError:
+            return False
+        if not isinstance(uri, SipUri) or not uri.user:
+            return False
+        host = uri.host.strip("[]")
+        if (uri.port or 5060) != self.config.port:
+            return False
+        return host.lower() in ("localhost", self.devices.realm.lower()) or _is_local_ip(host)
 
     def _is_us(self, host: str, port: int | None) -> bool:
         return (port or 5060) == self.config.port and (
@@ -240,6 +329,10 @@ class Edge:
         for name in TRUSTED_HEADERS:
             req = req.without_header(name)
 
+        if self.subscriptions.owns(req):
+            self._subscription(req, source)
+            return
+
         in_dialog = req.to.tag is not None or req.method in ("ACK", "CANCEL")
         routes = req.routes
         if routes and own_route(routes[0], self._our_hosts(), self.config.port):
@@ -253,12 +346,10 @@ class Edge:
             return
 
         if not in_dialog:
-            if req.method == "SUBSCRIBE":
-                self._reply(make_response(req, 489), req, source)
-                return
             if req.method != "INVITE":
                 self._reply(make_response(req, 405, headers=[
-                    Header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")]), req, source)
+                    Header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE")]),
+                    req, source)
                 return
             verdict = self._authenticate(req, source)
             if verdict.device is None:
@@ -283,6 +374,21 @@ class Edge:
             log.debug("edge: %s refreshed from %s %s:%d (%s)", verdict.device.username,
                       source.transport, source.host, source.port, verdict.algorithm)
         self._reply(reply, req, source)
+
+    def _subscription(self, req: Request, source: Source) -> None:
+        """A SUBSCRIBE, or a request in one of our subscriptions: the edge is the notifier."""
+        device = None
+        if self.subscriptions.needs_auth(req, source):
+            verdict = self._authenticate(req, source)
+            if verdict.device is None:
+                self._refuse(verdict, req, source)
+                return
+            device = verdict.device
+        reply = self.subscriptions.request(req, source, device,
+                                           self.local_host_toward(source.host))
+        if reply is not None:
+            self._reply(reply, req, source)
+        self.subscriptions.flush()  # the NOTIFY after the 200, never before it
 
     def _authenticate(self, req: Request, source: Source) -> AuthVerdict:
         """Digest check, remembering successes per transaction for retransmissions."""
@@ -323,6 +429,15 @@ class Edge:
             dest = self.tokens.decode(token_user or "")
             req = req.with_header("Route", [str(r) for r in routes[1:]]) if routes[1:] \
                 else req.without_header("Route")
+        if dest is None and req.method == "INVITE" and req.to.tag is None \
+                and isinstance(req.uri, SipUri) and self._is_us(req.uri.host, req.uri.port):
+            # The engine calls the box itself (a transfer's new leg): back in as a new
+            # inbound call, so it is routed like any other. Unauthenticated, but only the
+            # engine on loopback can send it, and the header says where it came from.
+            self.stats["hairpinned"] += 1
+            self._forward(req.append_header("X-PBX-Hairpin", "transfer"), self.engine,
+                          incoming_branch=via.branch or "")
+            return
         if dest is None:
             dest = self._resolve(req)
         if dest is None:
@@ -358,6 +473,9 @@ class Edge:
 
     def _response(self, resp: Response, source: Source) -> None:
         vias = resp.vias
+        if len(vias) == 1 and (self.keepalive.response(resp)
+                               or self.subscriptions.response(resp)):
+            return  # an answer to the edge's own keepalive OPTIONS or NOTIFY
         if len(vias) < 2 or not self._is_us(vias[0].host, vias[0].port):
             self.stats["dropped"] += 1
             return

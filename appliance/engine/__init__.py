@@ -13,7 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import EngineConfig, EngineError
-from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
+from .events import (
+    DtmfEvent,
+    EngineEvent,
+    LegEvent,
+    LegInfo,
+    LegState,
+    MediaStats,
+    ReplacedEvent,
+    TransferEvent,
+)
 
 __all__ = [
     "DtmfEvent",
@@ -25,6 +34,8 @@ __all__ = [
     "LegInfo",
     "LegState",
     "MediaStats",
+    "ReplacedEvent",
+    "TransferEvent",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,6 +123,19 @@ class Engine:
     async def bridge(self, a: str, b: str, record_to: str | None = None) -> None:
         """Connect two legs' audio (and record both into record_to, if given)."""
         await self.run("bridge", a, b, record_to)
+
+    async def play(self, leg: str, source: str) -> None:
+        """Let a leg hear "music" (on hold) or "ringback" instead of a peer."""
+        await self.run("play", leg, source)
+
+    async def set_music(self, path: str) -> None:
+        """Use this WAV file as the music on hold."""
+        await self.run("set_music", path)
+
+    def set_transfer_policy(self, target_ok: Callable[[str], bool]) -> None:
+        """Which Refer-To URIs a transfer may dial (called in the owner thread)."""
+        if self._owner is not None:
+            self._owner.transfer_target_ok = target_ok
 
     async def legs(self) -> list[LegInfo]:
         """Snapshots of all live legs."""

@@ -41,11 +41,13 @@ class LegInfo:
     sip_code: int = 0
     reason: str = ""
     media_active: bool = False
+    held: bool = False  # the far end has put this leg on hold
     codec: str = ""
     duration_s: float = 0.0
     # Which side ended the call, once it is DISCONNECTED: "local" or "remote".
     hangup_side: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    sip_call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class MediaStats:
     tx_packets: int = 0
     rx_lost: int = 0
     jitter_ms: float = 0.0
+    local_rtp: str = ""  # where the engine receives this leg's RTP
+    remote_rtp: str = ""  # where it sends it (from the far end's SDP, or learned)
+    source_rtp: str = ""  # where the RTP it receives comes from
 
 
 @dataclass(frozen=True)
@@ -77,4 +82,21 @@ class DtmfEvent:
     digit: str
 
 
-EngineEvent = LegEvent | DtmfEvent
+@dataclass(frozen=True)
+class TransferEvent:
+    """A phone asked (REFER) to transfer its peer; the engine dials `target` as new_leg."""
+
+    transferor: str  # the leg the REFER came in on
+    new_leg: str  # the engine's call to the target, placed by pjsua2
+    target: str  # the Refer-To URI
+
+
+@dataclass(frozen=True)
+class ReplacedEvent:
+    """An INVITE with Replaces took over a leg (attended transfer): new_leg stands for old."""
+
+    old_leg: str
+    new_leg: str
+
+
+EngineEvent = LegEvent | DtmfEvent | TransferEvent | ReplacedEvent

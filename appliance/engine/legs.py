@@ -34,6 +34,22 @@ _STATES = {
 _REQUEST_LINE = re.compile(r"^[A-Z]+\s+(?:sips?|tel):(?:([^@;>\s]+)@)?", re.ASCII)
 
 
+# Headers of an inbound INVITE the switchboard acts on (the X-PBX ones only the edge sets).
+KEPT_HEADERS = ("x-pbx-device", "x-pbx-hairpin", "referred-by")
+
+
+def headers_of(message: str, names: tuple[str, ...] = KEPT_HEADERS) -> dict[str, str]:
+    """The first value of each wanted header (lower-case names) in a SIP message's head."""
+    found: dict[str, str] = {}
+    head = message.split("\r\n\r\n", 1)[0]
+    for line in head.split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        key = name.strip().lower()
+        if sep and key in names and key not in found:
+            found[key] = value.strip()
+    return found
+
+
 def request_user_of(message: str) -> str:
     """The user part of a SIP request's Request-URI ('' when there is none)."""
     match = _REQUEST_LINE.match(message)
@@ -52,12 +68,14 @@ class Leg(pj.Call):
         outbound: bool,
         request_user: str = "",
         leg_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(account, call_id)
         self._owner = owner
         self.leg_id = leg_id or owner.new_leg_id()
         self.direction = Direction.OUTBOUND if outbound else Direction.INBOUND
         self.request_user = request_user
+        self.headers = headers or {}
         self.hanging_up = False
         self.local_hangup = False
         self._connected_at: float | None = None
@@ -76,6 +94,8 @@ class Leg(pj.Call):
             self._connected_at = time.monotonic()
         index = self._audio_index(ci)
         media_active = index >= 0
+        held = any(m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+                   for m in ci.media)
         codec = self._codec_name(index) if media_active else ""
         duration = time.monotonic() - self._connected_at if self._connected_at else 0.0
         return LegInfo(
@@ -88,8 +108,11 @@ class Leg(pj.Call):
             sip_code=int(ci.lastStatusCode),
             reason=ci.lastReason,
             media_active=media_active,
+            held=held,
             codec=codec,
             duration_s=round(duration, 3),
+            headers=self.headers,
+            sip_call_id=ci.callIdString,
             hangup_side=("local" if self.local_hangup else "remote")
             if state is LegState.DISCONNECTED
             else "",
@@ -111,13 +134,21 @@ class Leg(pj.Call):
                 return index
         return -1
 
-    def active_audio(self) -> Any | None:
-        """The leg's active AudioMedia, or None while it has none (held, early)."""
+    def audio_port(self) -> tuple[Any | None, bool]:
+        """The leg's AudioMedia (None before media is up) and whether the far end holds it."""
         try:
-            index = self._audio_index(self.getInfo())
-            return None if index < 0 else self.getAudioMedia(index)
+            ci = self.getInfo()
+            for index in range(len(ci.media)):
+                media = ci.media[index]
+                if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                    continue
+                if media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    return self.getAudioMedia(index), False
+                if media.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD:
+                    return self.getAudioMedia(index), True
+            return None, False
         except pj.Error:
-            return None
+            return None, False
 
     def media_stats(self) -> MediaStats:
         """RTP counters and bridge listeners of the leg's active audio."""
@@ -127,11 +158,15 @@ class Leg(pj.Call):
                 return MediaStats(self.leg_id)
             port = self.getAudioMedia(index).getPortInfo()
             rtcp = self.getStreamStat(index).rtcp
+            transport = self.getMedTransportInfo(index)
             return MediaStats(
                 self.leg_id, slot=int(port.portId), listeners=tuple(int(x) for x in port.listeners),
                 rx_packets=int(rtcp.rxStat.pkt), tx_packets=int(rtcp.txStat.pkt),
                 rx_lost=int(rtcp.rxStat.loss),
-                jitter_ms=round(rtcp.rxStat.jitterUsec.mean / 1000, 2))
+                jitter_ms=round(rtcp.rxStat.jitterUsec.mean / 1000, 2),
+                local_rtp=str(transport.localRtpName),
+                remote_rtp=str(self.getStreamInfo(index).remoteRtpAddress),
+                source_rtp=str(transport.srcRtpName))
         except pj.Error:
             return MediaStats(self.leg_id)
 
@@ -147,6 +182,25 @@ class Leg(pj.Call):
             self._owner.on_leg_media(self, self.snapshot())
         except Exception:
             log.exception("onCallMediaState of %s failed", self.leg_id)
+
+    def onCallTransferRequest(self, prm: Any) -> None:
+        try:
+            self._owner.on_transfer_request(self, prm)
+        except Exception:
+            prm.statusCode = 500
+            log.exception("onCallTransferRequest of %s failed", self.leg_id)
+
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        try:
+            self._owner.on_replace_request(self, prm)
+        except Exception:
+            log.exception("onCallReplaceRequest of %s failed", self.leg_id)
+
+    def onCallReplaced(self, prm: Any) -> None:
+        try:
+            self._owner.on_replaced(self)
+        except Exception:
+            log.exception("onCallReplaced of %s failed", self.leg_id)
 
     def onDtmfDigit(self, prm: Any) -> None:
         try:

@@ -22,9 +22,19 @@ from typing import Any
 
 import pjsua2 as pj
 
+from .bridges import MUSIC, RINGBACK, Bridges
 from .config import EngineConfig, EngineError
-from .events import DtmfEvent, EngineEvent, LegEvent, LegInfo, LegState, MediaStats
-from .legs import Leg, request_user_of
+from .events import (
+    DtmfEvent,
+    EngineEvent,
+    LegEvent,
+    LegInfo,
+    LegState,
+    MediaStats,
+    ReplacedEvent,
+    TransferEvent,
+)
+from .legs import Leg, headers_of, request_user_of
 from .quiet import stdout_silenced
 
 log = logging.getLogger(__name__)
@@ -52,10 +62,10 @@ class Owner(threading.Thread):
         self._account: _Account | None = None
         self._legs: dict[str, Leg] = {}
         self._finished: list[str] = []
-        self._bridges: dict[str, str] = {}
-        # Call recordings, by the leg that owns them; each bridged peer maps to the owner.
-        self._recorders: dict[str, Any] = {}
-        self._recorded_by: dict[str, str] = {}
+        self.bridges = Bridges(self._legs)
+        self._replacing: dict[str, Leg] = {}  # old leg id -> the Leg replacing it
+        # Set by the box once the SIP edge runs: does a Refer-To name the box itself?
+        self.transfer_target_ok: Callable[[str], bool] = lambda _uri: False
         self.last_poll = time.monotonic()
 
     # --- called from other threads -------------------------------------------------
@@ -81,6 +91,12 @@ class Owner(threading.Thread):
     def run(self) -> None:
         try:
             info = self._start_library()
+        except pj.Error as exc:
+            # pjsua2's Error has an empty str(); info() says what failed (a port in use...).
+            log.error("pjsua2 failed to start: %s", exc.info())
+            self.started.set_exception(EngineError(exc.info()))
+            self._shutdown()
+            return
         except Exception as exc:
             log.exception("pjsua2 failed to start")
             self.started.set_exception(exc)
@@ -137,7 +153,10 @@ class Owner(threading.Thread):
         ep_cfg.medConfig.maxMediaPorts = cfg.max_calls * 2 + 64
         ep_cfg.medConfig.noVad = True
         ep_cfg.medConfig.ecTailLen = 0
-        ep_cfg.medConfig.threadCnt = 1
+        # No media worker thread: the owner thread alone polls the ioqueue. With two pollers,
+        # pjlib's epoll (EPOLLEXCLUSIVE/ONESHOT) sometimes never re-armed an RTP socket: its
+        # packets piled up unread (ss showed a full Recv-Q) and that leg went silent.
+        ep_cfg.medConfig.threadCnt = 0
         ep.libInit(ep_cfg)
 
         tcfg = pj.TransportConfig()
@@ -223,21 +242,17 @@ class Owner(threading.Thread):
             # Freed by the loop after this callback returns: deleting a Call
             # inside its own callback frees the object under its own feet.
             self._finished.append(leg.leg_id)
-            peer = self._bridges.pop(leg.leg_id, None)
-            if peer is not None:
-                self._bridges.pop(peer, None)
+            self.bridges.gone(leg.leg_id)
         self.emit(LegEvent(info))
 
     def on_leg_media(self, leg: Leg, info: LegInfo) -> None:
-        """Media of a leg changed: (re)connect it to its bridge peer."""
-        peer_id = self._bridges.get(leg.leg_id)
-        if peer_id is not None and peer_id in self._legs:
-            self._connect(leg, self._legs[peer_id])
+        """Media of a leg changed (up, restarted, held, resumed): rewire the bridge."""
+        self.bridges.media_changed(leg)
         self.emit(LegEvent(info, media_changed=True))
 
     def on_dtmf(self, leg: Leg, digit: str) -> None:
         """A digit arrived on a leg: pass it to the bridged peer (RFC 4733), and report it."""
-        peer_id = self._bridges.get(leg.leg_id)
+        peer_id = self.bridges.peer(leg.leg_id)
         peer = self._legs.get(peer_id) if peer_id is not None else None
         if peer is not None:
             try:
@@ -246,15 +261,53 @@ class Owner(threading.Thread):
                 log.warning("DTMF %r to %s failed: %s", digit, peer_id, exc.info())
         self.emit(DtmfEvent(leg.leg_id, digit))
 
+    def on_transfer_request(self, leg: Leg, prm: Any) -> None:
+        """A REFER on a bridged leg: accept it and let pjsua2 dial the target as a new leg.
+
+        The new leg goes out through the SIP edge, which turns a call to the box itself
+        back into an inbound call, so the switchboard routes it like any other.
+        """
+        if self.bridges.peer(leg.leg_id) is None:
+            prm.statusCode = 403  # nothing to transfer: the leg is in no bridge
+            return
+        target = str(prm.dstUri)
+        if not self.transfer_target_ok(target):
+            # Only the box routes transfers: a Refer-To elsewhere would make the engine
+            # dial any host on the internet on a phone's say-so.
+            log.warning("transfer from %s to %s refused: not an address of the box",
+                        leg.leg_id, target[:120])
+            prm.statusCode = 403
+            return
+        assert self._account is not None
+        new = Leg(self, self._account, pj.PJSUA_INVALID_ID, outbound=True)
+        self.adopt(new)
+        prm.newCall = new
+        log.info("transfer: %s asks for %s (new leg %s)", leg.leg_id, prm.dstUri, new.leg_id)
+        self.emit(TransferEvent(leg.leg_id, new.leg_id, target))
+
+    def on_replace_request(self, leg: Leg, prm: Any) -> None:
+        """An INVITE with Replaces for this leg: give pjsua2 the Leg that takes over."""
+        assert self._account is not None
+        new = Leg(self, self._account, pj.PJSUA_INVALID_ID, outbound=False,
+                  request_user=leg.request_user)
+        self.adopt(new)
+        self._replacing[leg.leg_id] = new
+        prm.newCall = new
+
+    def on_replaced(self, old: Leg) -> None:
+        """pjsua2 answered the replacing INVITE and is ending old: move old's bridge over."""
+        new = self._replacing.pop(old.leg_id, None)
+        if new is None:
+            log.warning("leg %s replaced by a call the engine did not see", old.leg_id)
+            return
+        self.bridges.replace(old.leg_id, new)
+        log.info("leg %s replaced by %s", old.leg_id, new.leg_id)
+        self.emit(ReplacedEvent(old.leg_id, new.leg_id))
+
     def _release_finished(self) -> None:
         while self._finished:
             leg_id = self._finished.pop()
-            owner = self._recorded_by.pop(leg_id, None)
-            if owner is not None:
-                # Dropping the recorder closes the WAV file (its header gets the length).
-                self._recorders.pop(owner, None)
-                for other in [k for k, v in self._recorded_by.items() if v == owner]:
-                    del self._recorded_by[other]
+            self.bridges.release(leg_id)
             self._legs.pop(leg_id, None)
 
     # --- commands (run via submit) ---------------------------------------------------
@@ -304,35 +357,22 @@ class Owner(threading.Thread):
         return leg.leg_id
 
     def bridge(self, a_id: str, b_id: str, record_to: str | None = None) -> None:
-        """Connect two legs' audio both ways, now and after any re-INVITE.
+        """Connect two legs' audio both ways, now and after any re-INVITE or hold.
 
         With record_to, both parties are mixed into that WAV file until either leg ends.
         """
-        a, b = self.leg(a_id), self.leg(b_id)
-        self._bridges[a_id] = b_id
-        self._bridges[b_id] = a_id
-        if record_to:
-            recorder = pj.AudioMediaRecorder()
-            try:
-                recorder.createRecorder(record_to)
-            except pj.Error as exc:
-                raise EngineError(f"cannot record to {record_to}: {exc.info()}") from None
-            self._recorders[a_id] = recorder
-            self._recorded_by[a_id] = a_id
-            self._recorded_by[b_id] = a_id
-        self._connect(a, b)
+        self.bridges.pair(self.leg(a_id), self.leg(b_id), record_to)
 
-    def _connect(self, a: Leg, b: Leg) -> None:
-        am, bm = a.active_audio(), b.active_audio()
-        if am is None or bm is None:
-            return  # connected later from on_leg_media
-        am.startTransmit(bm)
-        bm.startTransmit(am)
-        owner = self._recorded_by.get(a.leg_id)
-        recorder = self._recorders.get(owner) if owner is not None else None
-        if recorder is not None:
-            am.startTransmit(recorder)
-            bm.startTransmit(recorder)
+    def play(self, leg_id: str, source: str) -> None:
+        """Let a leg hear music on hold ("music") or the ringback tone ("ringback")."""
+        sources = {"music": MUSIC, "ringback": RINGBACK}
+        if source not in sources:
+            raise EngineError(f"unknown source {source!r}")
+        self.bridges.play(self.leg(leg_id), sources[source])
+
+    def set_music(self, path: str) -> None:
+        """Use this WAV file as the music on hold."""
+        self.bridges.set_music(path)
 
     def hangup_all(self) -> int:
         """Hang up every leg; returns how many were live."""
@@ -365,9 +405,7 @@ class Owner(threading.Thread):
                 if fut.set_running_or_notify_cancel():
                     fut.set_exception(EngineError("the engine stopped"))
             self._legs.clear()
-            self._bridges.clear()
-            self._recorders.clear()
-            self._recorded_by.clear()
+            self.bridges.clear()
             gc.collect()
             if self._account is not None:
                 self._account.shutdown()
@@ -411,8 +449,9 @@ class _Account(pj.Account):
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         try:
             owner = self._owner
+            message = prm.rdata.wholeMsg
             leg = Leg(owner, self, prm.callId, outbound=False,
-                      request_user=request_user_of(prm.rdata.wholeMsg))
+                      request_user=request_user_of(message), headers=headers_of(message))
             owner.adopt(leg)
             info = leg.snapshot()
             owner.emit(LegEvent(info))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ class EngineProcess:
     """
 
     def __init__(self, settings: Settings, notify_path: Path, watchdog_usec: int = 400_000,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, prefix: Sequence[str] = ()) -> None:
         self.settings = settings
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(notify_path))
@@ -167,7 +167,8 @@ class EngineProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance.cli", "run"], cwd=ROOT,
+            # prefix: e.g. `ip netns exec NS`, which execs, so signals still reach the engine.
+            [*prefix, sys.executable, "-m", "appliance.cli", "run"], cwd=ROOT,
             env=engine_env(settings, NOTIFY_SOCKET=str(notify_path),
                            WATCHDOG_USEC=str(watchdog_usec),
                            PBX_LOG_LEVEL=os.environ.get("PBX_TEST_LOG_LEVEL", "INFO")),

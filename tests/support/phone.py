@@ -1,12 +1,17 @@
 """A scriptable SIP phone for tests: pjsua2 in its own process.
 
 Run as `python -m tests.support.phone --port P [--answer] [--record-dir D]
-[--tone HZ]`; it prints one JSON object per line (events and replies) and
+[--tone HZ] [--mwi]`; it prints one JSON object per line (events and replies) and
 reads JSON commands on stdin:
 
   {"cmd": "call", "uri": "sip:200@127.0.0.1:5080", "tone": 700, "record": true}
   {"cmd": "hangup", "id": 3}     {"cmd": "hangup_all"}     {"cmd": "dtmf", "id": 3, "digits": "12#"}
-  {"cmd": "calls"}               {"cmd": "quit"}
+  {"cmd": "answer", "id": 3}     {"cmd": "calls"}          {"cmd": "quit"}
+
+With --answer-code 180 incoming calls keep ringing until an "answer" command.
+With --mwi (and --registrar) the phone subscribes to its message-summary after
+registering, as a desk phone's voicemail lamp does, and emits an "mwi" event
+(subscription state and the NOTIFY's body) for every NOTIFY.
 
 Each call that gets active media plays its tone (the call's own, or the
 phone's --tone) and, when asked, records what it hears to <record-dir>/<port>-<id>.wav.
@@ -34,6 +39,13 @@ STATE_NAMES = {
     pj.PJSIP_INV_STATE_CONNECTING: "CONNECTING",
     pj.PJSIP_INV_STATE_CONFIRMED: "CONFIRMED",
     pj.PJSIP_INV_STATE_DISCONNECTED: "DISCONNECTED",
+}
+
+# Subscription states as onMwiInfo reports them (the first NOTIFY arrives in ACCEPTED:
+# pjsua reports it before the NOTIFY's Subscription-State moves the subscription on).
+STATE_NAMES_EVSUB = {
+    getattr(pj, f"PJSIP_EVSUB_STATE_{name}"): name
+    for name in ("NULL", "SENT", "ACCEPTED", "PENDING", "ACTIVE", "TERMINATED")
 }
 
 
@@ -95,6 +107,7 @@ class Phone:
             acfg.regConfig.timeoutSec = args.expires
             cred = pj.AuthCredInfo("digest", "*", args.user, 0, args.password)
             acfg.sipConfig.authCreds.append(cred)
+            acfg.mwiConfig.enabled = bool(args.mwi)
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.transportConfig.portRange = 2000
         acfg.mediaConfig.transportConfig.boundAddress = args.ip
@@ -145,9 +158,29 @@ class Phone:
             if call is not None:
                 call.hangup(pj.CallOpParam(True))
             emit({"reply": "hangup", "id": cmd["id"]})
+        elif name == "answer":  # a call left ringing by --answer-code 180
+            op = call_param()
+            op.statusCode = int(cmd.get("code", 200))
+            self.calls[int(cmd["id"])].answer(op)
+            emit({"reply": "answer", "id": cmd["id"]})
         elif name == "dtmf":
             self.calls[int(cmd["id"])].dialDtmf(str(cmd["digits"]))
             emit({"reply": "dtmf", "id": cmd["id"]})
+        elif name == "hold":
+            self.calls[int(cmd["id"])].setHold(pj.CallOpParam(True))
+            emit({"reply": "hold", "id": cmd["id"]})
+        elif name == "unhold":
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            self.calls[int(cmd["id"])].reinvite(prm)
+            emit({"reply": "unhold", "id": cmd["id"]})
+        elif name == "xfer":  # blind transfer of call id to uri
+            self.calls[int(cmd["id"])].xfer(str(cmd["uri"]), pj.CallOpParam(True))
+            emit({"reply": "xfer", "id": cmd["id"]})
+        elif name == "xfer_replaces":  # attended: connect call id's party to call `to`'s
+            self.calls[int(cmd["id"])].xferReplaces(self.calls[int(cmd["to"])],
+                                                    pj.CallOpParam(True))
+            emit({"reply": "xfer_replaces", "id": cmd["id"]})
         elif name == "stats":
             emit({"reply": "stats", "calls": {
                 str(cid): c.media_stats() for cid, c in self.calls.items()}})
@@ -189,6 +222,13 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
                   "active": bool(info.regIsActive), "expires": info.regExpiresSec})
         except Exception as exc:
             emit({"event": "error", "where": "onRegState", "error": str(exc)})
+
+    def onMwiInfo(self, prm: Any) -> None:
+        try:
+            emit({"event": "mwi", "state": STATE_NAMES_EVSUB.get(prm.state, str(prm.state)),
+                  "body": str(prm.rdata.wholeMsg).split("\r\n\r\n", 1)[-1]})
+        except Exception as exc:
+            emit({"event": "error", "where": "onMwiInfo", "error": str(exc)})
 
     def onIncomingCall(self, prm: Any) -> None:
         try:
@@ -268,6 +308,13 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         except Exception as exc:
             emit({"event": "error", "where": "onCallMediaState", "error": str(exc)})
 
+    def onCallTransferStatus(self, prm: Any) -> None:
+        try:
+            emit({"event": "xfer_status", "id": self.cid, "code": prm.statusCode,
+                  "final": bool(prm.finalNotify)})
+        except Exception as exc:
+            emit({"event": "error", "where": "onCallTransferStatus", "error": str(exc)})
+
     def onDtmfDigit(self, prm: Any) -> None:
         try:
             emit({"event": "dtmf", "id": self.cid, "digit": str(prm.digit)})
@@ -283,8 +330,12 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                         media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     port = self.getAudioMedia(index).getPortInfo()
                     rtcp = self.getStreamStat(index).rtcp
+                    transport = self.getMedTransportInfo(index)
                     return {"slot": port.portId, "listeners": list(port.listeners),
                             "rx": rtcp.rxStat.pkt, "tx": rtcp.txStat.pkt,
+                            "local": str(transport.localRtpName),
+                            "remote": str(self.getStreamInfo(index).remoteRtpAddress),
+                            "source": str(transport.srcRtpName),
                             "recorder": self.recorder is not None,
                             "tone": self.tonegen is not None}
             return {"media": "none"}
@@ -323,6 +374,7 @@ def main() -> None:
     p.add_argument("--registrar", help="host:port to register to (a desk phone)")
     p.add_argument("--password", default="")
     p.add_argument("--expires", type=int, default=300)
+    p.add_argument("--mwi", action="store_true", help="subscribe to message-summary")
     args = p.parse_args()
     phone = Phone(args)
     # The stdin reader is a plain Python thread that never touches pjsua2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build our own pjsua2 (pjproject's Python binding) and install it into a venv.
 #
-#   pjsua2/build.sh VENV_PYTHON
+#   pjsua2-build/build.sh VENV_PYTHON
 #
 # Sources: Debian ships pjproject inside the `asterisk` source package of
 # unstable ("sid") as the component tarball *.orig-Xpjproject.tar.xz.  We
