@@ -155,28 +155,33 @@ async def measure(users: int, rounds: int, profile: cProfile.Profile | None) -> 
         real, sink = udp.transport, Sink()
         udp.transport = sink  # type: ignore[assignment]
         challenge_s = auth_s = 0.0
-        failures = 0
+        failures = others = 0
         try:
             for r in range(rounds):
                 first = [register(u, f"c{r}-{u}", 1) for u in names]
                 sink.sent.clear()
                 challenge_s += await feed(udp, first, profile)
-                nonces = [NONCE.search(d) for d in sink.sent]
-                failures += sum(1 for d in sink.sent if not d.startswith(b"SIP/2.0 401 "))
-                failures += users - len(sink.sent)
+                # Requests the edge sends on its own (keepalive OPTIONS) are not answers.
+                answers = [d for d in sink.sent if d.startswith(b"SIP/2.0 ")]
+                nonces = [NONCE.search(d) for d in answers]
+                failures += sum(1 for d in answers if not d.startswith(b"SIP/2.0 401 "))
+                failures += users - len(answers)
+                others += len(sink.sent) - len(answers)
                 second = [register(u, f"c{r}-{u}", 2,
                                    authorization(u, m.group(1).decode() if m else ""))
                           for u, m in zip(names, nonces, strict=False)]
                 sink.sent.clear()
                 auth_s += await feed(udp, second, profile)
-                failures += sum(1 for d in sink.sent if not d.startswith(b"SIP/2.0 200 "))
-                failures += users - len(sink.sent)
+                answers = [d for d in sink.sent if d.startswith(b"SIP/2.0 ")]
+                failures += sum(1 for d in answers if not d.startswith(b"SIP/2.0 200 "))
+                failures += users - len(answers)
+                others += len(sink.sent) - len(answers)
         finally:
             udp.transport = real
             await edge.stop()
             db.close()
     total = users * rounds
-    return {"registrations": total, "failures": failures,
+    return {"registrations": total, "failures": failures, "own_requests": others,
             "reg_per_s": total / (challenge_s + auth_s),
             "challenge_us": 1e6 * challenge_s / total, "auth_us": 1e6 * auth_s / total}
 
