@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from appliance.edge.proxy import (
     response_destination,
 )
 from appliance.edge.registrar import Authenticator, Device, Devices, Registrar
-from appliance.edge.transport import Source
+from appliance.edge.transport import Source, _UdpSocket
 from appliance.sip import (
     NonceManager,
     Request,
@@ -170,6 +172,25 @@ def test_registrar_rules() -> None:
                               device).status == 400
 
 
+def test_registrar_reports_changes_not_refreshes() -> None:
+    clock = Clock()
+    location = LocationTable(clock)
+    changes: list[tuple[str, str]] = []
+    registrar = Registrar(location, clock,
+                          on_change=lambda what, b: changes.append((what, b.source.host)))
+    device = devices().by_username["101"]
+    registrar.register(register(cseq=1), PHONE, device)
+    registrar.register(register(cseq=2), PHONE, device)  # a refresh: nothing to report
+    assert changes == [("new", "192.168.1.50")]
+    moved = Source("UDP", "192.168.1.77", 5062)
+    registrar.register(register(cseq=3), moved, device)
+    registrar.register(register(cseq=4, expires=0), moved, device)
+    assert changes[1:] == [("moved", "192.168.1.77"), ("removed", "192.168.1.77")]
+    registrar.register(register(cseq=5), PHONE, device)
+    registrar.register(register(contact="*", expires=0, cseq=6), PHONE, device)
+    assert changes[3:] == [("new", "192.168.1.50"), ("removed", "192.168.1.50")]
+
+
 def test_bindings_survive_a_restart(tmp_path: Path) -> None:
     clock = Clock()
     with Database.open(tmp_path / "pbx.db") as db:
@@ -314,3 +335,41 @@ def test_transfer_targets_must_be_the_box(tmp_path: Path, uri: str, ours: bool) 
         edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
                     clock=Clock(), secret=SECRET)
         assert edge.is_box_uri(uri) is ours
+
+
+class _FullSocket:
+    """A UDP socket whose send buffer is full until told otherwise."""
+
+    def __init__(self) -> None:
+        self.real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.full = True
+        self.sent: list[bytes] = []
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.full:
+            raise BlockingIOError
+        if data == b"unreachable":
+            raise OSError("Network is unreachable")
+        self.sent.append(data)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+async def test_udp_sends_wait_while_the_buffer_is_full() -> None:
+    sock = _FullSocket()
+    sender = _UdpSocket(sock, asyncio.get_running_loop())  # type: ignore[arg-type]
+    for data in (b"one", b"unreachable", b"two"):
+        sender.sendto(data, ("192.0.2.1", 5060))
+    assert sock.sent == [] and len(sender.queue) == 3
+    sock.full = False
+    await asyncio.sleep(0.05)  # the socket is writable: the queue drains, in order
+    assert sock.sent == [b"one", b"two"] and not sender.queue
+    sender.sendto(b"three", ("192.0.2.1", 5060))  # sent at once again
+    assert sock.sent[-1] == b"three"
+    sender.close()
+    sender.sendto(b"late", ("192.0.2.1", 5060))
+    assert sock.sent[-1] == b"three"

@@ -199,3 +199,55 @@ def test_header_value_parsers_raise_only_parse_errors(text: str) -> None:
     for parser in (parse_uri, parse_name_addr, parse_via):
         with contextlib.suppress(SipParseError):
             parser(text)
+
+
+ACCESSORS = ("vias", "from_", "to", "call_id", "cseq", "contact_is_star", "contacts",
+             "max_forwards", "expires", "content_length", "routes", "record_routes", "require",
+             "proxy_require", "supported", "authorization", "proxy_authorization", "user_agent")
+EDITS = st.lists(st.sampled_from([
+    ("with_top_via", None), ("without_top_via", None), ("max_forwards", None),
+    ("without_header", "X-Note"), ("without_header", "Contact"), ("without_header", "Via"),
+    ("prepend_header", "Via"), ("prepend_header", "Record-Route"), ("append_header", "Route"),
+    ("with_header", "Route"), ("with_header", "Contact"), ("with_header", "v"),
+]), max_size=6)
+
+
+def _answers(msg: Request) -> list[object]:
+    out: list[object] = [msg.header_values(n) for n in ("Via", "v", "Contact", "Route", "X-Note",
+                                                       "Max-Forwards", "Record-Route")]
+    for name in ACCESSORS:
+        try:
+            out.append(getattr(msg, name))
+        except SipParseError as err:
+            out.append(err.reason)
+    return out
+
+
+@FUZZ
+@given(requests(), EDITS)
+def test_edited_copies_answer_like_fresh_messages(request: Request,
+                                                  edits: list[tuple[str, str | None]]) -> None:
+    msg = parse_message(request.to_bytes(), max_size=1 << 20)
+    assert isinstance(msg, Request)
+    _answers(msg)  # every accessor cached before the edits, as in the edge
+    for kind, name in edits:
+        if kind == "with_top_via":
+            if msg.top_via is not None:
+                msg = msg.with_top_via(msg.top_via.with_param("received", "192.0.2.1"))
+        elif kind == "without_top_via":
+            msg = msg.without_top_via()
+        elif kind == "max_forwards":
+            msg = msg.with_header("Max-Forwards", ["69"])
+        elif kind == "without_header":
+            msg = msg.without_header(name or "")
+        elif kind == "prepend_header":
+            value = ("SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKe" if name == "Via"
+                     else "<sip:192.0.2.9;lr>")
+            msg = msg.prepend_header(name or "", value)
+        elif kind == "append_header":
+            msg = msg.append_header(name or "", "<sip:192.0.2.8;lr>")
+        else:
+            value = "SIP/2.0/TCP 192.0.2.7;branch=z9hG4bKw" if name == "v" else "<sip:a@b>"
+            msg = msg.with_header(name or "", [value, value])
+        fresh = Request(method=msg.method, uri=msg.uri, headers=msg.headers, body=msg.body)
+        assert _answers(msg) == _answers(fresh)

@@ -462,3 +462,14 @@ def test_sdp_parser() -> None:
                 b"v=0\r\nm=audio 70000 RTP/AVP 0", b"v=0\r\nm=audio", b"v=0\r\no=short"):
         with pytest.raises(SipParseError):
             parse_sdp(bad)
+
+
+def test_every_cached_accessor_names_the_header_it_reads() -> None:
+    # A copy with one header changed keeps the other cached values: an accessor missing from
+    # the table would keep a stale value.
+    from appliance.sip import message
+
+    cached = {name for name, attr in vars(message.Message).items()
+              if isinstance(attr, message._cached)} - {"_index"}
+    listed = {name for names in message._READERS.values() for name in names}
+    assert cached == listed

@@ -17,7 +17,7 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..db import Database
@@ -35,7 +35,7 @@ from ..sip import (
 from ..sip.headers import Via
 from .firewall import Firewall, NullFirewall
 from .keepalive import Keepalive, KeepaliveConfig
-from .location import LocationTable
+from .location import Binding, LocationTable
 from .proxy import (
     FlowTokens,
     branch_for,
@@ -106,7 +106,7 @@ class Edge:
         self.devices: Devices = load_devices(db)
         self.nonces = NonceManager(key, ttl_s=config.nonce_ttl_s, clock=clock)
         self.auth = Authenticator(self.nonces, lambda: self.devices)
-        self.registrar = Registrar(self.location, clock)
+        self.registrar = Registrar(self.location, clock, on_change=self._binding_changed)
         self.tokens = FlowTokens(key)
         self.transports = Transports(self.handle)
         self.engine = Source("UDP", "127.0.0.1", config.engine_port)
@@ -190,6 +190,19 @@ class Edge:
                 await self.flush()
             except Exception:
                 log.exception("edge: saving registrations failed")
+
+    @staticmethod
+    def _binding_changed(what: str, binding: Binding) -> None:
+        # Only changes reach the log: at a thousand phones, a line per refresh would bury
+        # them (and cost the edge more than the REGISTER itself).
+        src = binding.source
+        if what == "removed":
+            log.info("edge: %s unregistered %s", binding.username, binding.contact)
+        else:
+            log.info("edge: %s %s %s from %s %s:%d (%s)", binding.username,
+                     "registered" if what == "new" else "moved", binding.contact,
+                     src.transport, src.host, src.port, binding.user_agent or "no user agent")
+
 
     def _banned(self, ban: Ban) -> None:
         seconds = ban.until - self.clock()
@@ -285,7 +298,8 @@ class Edge:
         if via is None or source.transport == "TCP":
             dest = source
         else:
-            dest = replace(response_destination(received_via(via, source)), transport="UDP")
+            routed = response_destination(received_via(via, source))
+            dest = Source("UDP", routed.host, routed.port)
         self.transports.send(resp, dest)
 
     def _from_outside(self, req: Request, source: Source) -> None:
@@ -300,6 +314,14 @@ class Edge:
             # Rejected before any processing: version, scheme, Max-Forwards, Require...
             self._reply(make_response(req, verdict_code), req, source)
             return
+        if req.method == "REGISTER":
+            # Answered here and never forwarded: Max-Forwards is only checked (483 as for
+            # any request), and no header needs stripping.
+            if req.max_forwards == 0:
+                self._reply(make_response(req, 483), req, source)
+            else:
+                self._register(req, source)
+            return
         forwarded = decrement_max_forwards(req)
         if forwarded is None:
             self._reply(make_response(req, 483), req, source)
@@ -307,19 +329,6 @@ class Edge:
         req = forwarded
         for name in TRUSTED_HEADERS:
             req = req.without_header(name)
-
-        if req.method == "REGISTER":
-            verdict = self._authenticate(req, source)
-            if verdict.device is None:
-                self._refuse(verdict, req, source)
-                return
-            reply = self.registrar.register(req, source, verdict.device)
-            if reply.status == 200:
-                log.info("edge: %s registered from %s %s:%d (%s, %s)", verdict.device.username,
-                         source.transport, source.host, source.port, verdict.algorithm,
-                         req.user_agent or "no user agent")
-            self._reply(reply, req, source)
-            return
 
         if self.subscriptions.owns(req):
             self._subscription(req, source)
@@ -370,6 +379,17 @@ class Edge:
         if reply is not None:
             self._reply(reply, req, source)
         self.subscriptions.flush()  # the NOTIFY after the 200, never before it
+
+    def _register(self, req: Request, source: Source) -> None:
+        verdict = self._authenticate(req, source)
+        if verdict.device is None:
+            self._refuse(verdict, req, source)
+            return
+        reply = self.registrar.register(req, source, verdict.device)
+        if reply.status == 200 and log.isEnabledFor(logging.DEBUG):
+            log.debug("edge: %s refreshed from %s %s:%d (%s)", verdict.device.username,
+                      source.transport, source.host, source.port, verdict.algorithm)
+        self._reply(reply, req, source)
 
     def _authenticate(self, req: Request, source: Source) -> AuthVerdict:
         """Digest check, remembering successes per transaction for retransmissions."""

@@ -66,16 +66,25 @@ class LocationTable:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._by_user: dict[str, dict[str, Binding]] = {}
-        self._dirty: set[tuple[int, str]] = set()
+        # (device id, contact) -> the binding to write: the flush takes them as they are,
+        # without a scan of the whole table (it runs on the event loop).
+        self._dirty: dict[tuple[int, str], Binding] = {}
         self._removed: set[tuple[int, str]] = set()
         # (host, port, user) of each contact URI -> (username, contact): the engine dials
         # contacts, and the proxy must find the binding (its NAT address) without a scan.
         self._by_contact: dict[tuple[str, int, str], tuple[str, str]] = {}
+        # (username, contact) -> its index key: a refresh (every REGISTER) need not parse
+        # the contact URI again.
+        self._keys: dict[tuple[str, str], tuple[str, int, str] | None] = {}
 
     def _index(self, binding: Binding) -> None:
-        key = _uri_key(binding.contact)
+        ident = (binding.username, binding.contact)
+        if ident in self._keys:
+            key = self._keys[ident]
+        else:
+            key = self._keys[ident] = _uri_key(binding.contact)
         if key is not None:
-            self._by_contact[key] = (binding.username, binding.contact)
+            self._by_contact[key] = ident
 
     def bindings(self, username: str) -> list[Binding]:
         """Live bindings of a device (expired ones are dropped on the way)."""
@@ -106,18 +115,18 @@ class LocationTable:
         self._by_user.setdefault(binding.username, {})[binding.contact] = binding
         self._index(binding)
         key = (binding.device_id, binding.contact)
-        self._dirty.add(key)
+        self._dirty[key] = binding
         self._removed.discard(key)
 
     def remove(self, binding: Binding) -> None:
         """Drop a binding (un-REGISTER or expiry)."""
         current = self._by_user.get(binding.username, {})
         if current.pop(binding.contact, None) is not None:
-            key_uri = _uri_key(binding.contact)
+            key_uri = self._keys.pop((binding.username, binding.contact), None)
             if key_uri is not None:
                 self._by_contact.pop(key_uri, None)
             key = (binding.device_id, binding.contact)
-            self._dirty.discard(key)
+            self._dirty.pop(key, None)
             self._removed.add(key)
         if not current:
             self._by_user.pop(binding.username, None)
@@ -134,43 +143,35 @@ class LocationTable:
 
     def take_changes(self) -> tuple[list[Binding], list[tuple[int, str]]]:
         """The bindings to upsert and the keys to delete since the last call."""
-        upserts = []
-        for device_id, contact in self._dirty:
-            for binding in self._by_user_values():
-                if binding.device_id == device_id and binding.contact == contact:
-                    upserts.append(binding)
-                    break
+        upserts = list(self._dirty.values())
         removed = list(self._removed)
         self._dirty.clear()
         self._removed.clear()
         return upserts, removed
 
-    def _by_user_values(self) -> list[Binding]:
-        return [b for user in self._by_user.values() for b in user.values()]
-
     @staticmethod
     def write(conn: sqlite_utils.Database, upserts: list[Binding],
               removed: list[tuple[int, str]]) -> None:
         """Apply a batch of changes in the writer's transaction."""
-        for device_id, contact in removed:
-            conn.execute("DELETE FROM registrations WHERE device_id = ? AND contact = ?",
-                         [device_id, contact])
-        for b in upserts:
-            # A device removed since it registered has no row to refer to: skip it rather
-            # than fail the whole batch on the foreign key.
-            conn.execute(
-                "INSERT INTO registrations (device_id, contact, transport, source_host,"
-                " source_port, call_id, cseq, expires_at, user_agent, reachable)"
-                " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS"
-                " (SELECT 1 FROM devices WHERE id = ?1)"
-                " ON CONFLICT (device_id, contact) DO UPDATE SET transport = excluded.transport,"
-                " source_host = excluded.source_host, source_port = excluded.source_port,"
-                " call_id = excluded.call_id, cseq = excluded.cseq,"
-                " expires_at = excluded.expires_at, user_agent = excluded.user_agent,"
-                " reachable = excluded.reachable",
-                [b.device_id, b.contact, b.source.transport, b.source.host, b.source.port,
-                 b.call_id, b.cseq, _iso(b.expires_at), b.user_agent or None,
-                 int(b.reachable)])
+        # One statement each for the whole batch: the writer thread shares the interpreter
+        # with the event loop, so its per-row Python work is kept small.
+        conn.conn.executemany("DELETE FROM registrations WHERE device_id = ? AND contact = ?",
+                              removed)
+        # A device removed since it registered has no row to refer to: skip it rather than
+        # fail the whole batch on the foreign key.
+        conn.conn.executemany(
+            "INSERT INTO registrations (device_id, contact, transport, source_host,"
+            " source_port, call_id, cseq, expires_at, user_agent, reachable)"
+            " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS"
+            " (SELECT 1 FROM devices WHERE id = ?1)"
+            " ON CONFLICT (device_id, contact) DO UPDATE SET transport = excluded.transport,"
+            " source_host = excluded.source_host, source_port = excluded.source_port,"
+            " call_id = excluded.call_id, cseq = excluded.cseq,"
+            " expires_at = excluded.expires_at, user_agent = excluded.user_agent,"
+            " reachable = excluded.reachable",
+            [(b.device_id, b.contact, b.source.transport, b.source.host, b.source.port,
+              b.call_id, b.cseq, _iso(b.expires_at), b.user_agent or None, int(b.reachable))
+             for b in upserts])
         # Devices deleted from the configuration take their rows with them (FK cascade).
 
     def load(self, conn: sqlite_utils.Database) -> int:

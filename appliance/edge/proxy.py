@@ -15,10 +15,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..sip import Request, Response, SipUri
 from ..sip.headers import NameAddr, Via
+from ..sip.uri import set_param
 from .transport import Source
 
 MAGIC = "z9hG4bK"
@@ -64,12 +65,14 @@ def branch_for(incoming_branch: str, secret: bytes) -> str:
 
 def received_via(via: Via, source: Source) -> Via:
     """Stamp the top Via with where the request really came from (RFC 3261 §18.2.1, 3581)."""
-    out = via
-    if via.host != source.host or via.rport_requested:
-        out = out.with_param("received", source.host)
-    if via.rport_requested:
-        out = out.with_param("rport", str(source.port))
-    return out
+    rport = via.rport_requested
+    params = via.params
+    if via.host != source.host or rport:
+        params = set_param(params, "received", source.host)
+    if rport:
+        params = set_param(params, "rport", str(source.port))
+    # Unchanged (already stamped, or nothing to stamp): the same Via, not a copy.
+    return via if params == via.params else replace(via, params=params)
 
 
 def response_destination(via: Via) -> Source:

@@ -148,12 +148,26 @@ def _same_target(digest_uri: str | None, request_uri: object) -> bool:
             and named.host.lower() == request_uri.host.lower())
 
 
-class Registrar:
-    """Applies REGISTER requests to the location table (RFC 3261 §10.3)."""
+BindingChange = Callable[[str, Binding], None]
 
-    def __init__(self, location: LocationTable, clock: Callable[[], float]) -> None:
+
+class Registrar:
+    """Applies REGISTER requests to the location table (RFC 3261 §10.3).
+
+    `on_change(what, binding)` hears of each binding that is "new", "moved" (same contact,
+    another source address or transport) or "removed"; a refresh from where the device
+    already was is not a change (phones refresh every few minutes).
+    """
+
+    def __init__(self, location: LocationTable, clock: Callable[[], float],
+                 on_change: BindingChange | None = None) -> None:
         self.location = location
         self.clock = clock
+        self.on_change = on_change
+
+    def _changed(self, what: str, binding: Binding) -> None:
+        if self.on_change is not None:
+            self.on_change(what, binding)
 
     def register(self, req: Request, source: Source, device: Device) -> Response:
         """Add, refresh or remove the device's bindings; reply with the current set."""
@@ -169,6 +183,7 @@ class Registrar:
                 return make_response(req, 400, "Invalid Contact *")
             for binding in current.values():
                 self.location.remove(binding)
+                self._changed("removed", binding)
             return make_response(req, 200)
         try:
             contacts = req.contacts
@@ -186,6 +201,7 @@ class Registrar:
             if expires == 0:
                 if old is not None:
                     self.location.remove(old)
+                    self._changed("removed", old)
                 continue
             if expires < MIN_EXPIRES:
                 return make_response(req, 423, "Interval Too Brief",
@@ -194,6 +210,10 @@ class Registrar:
                               req.cseq.number, now + min(expires, MAX_EXPIRES),
                               req.user_agent or "")
             self.location.put(binding)
+            if old is None:
+                self._changed("new", binding)
+            elif old.source != binding.source:
+                self._changed("moved", binding)
         bound = [Header("Contact", f"<{b.contact}>;expires={b.remaining(now)}")
                  for b in self.location.bindings(device.username)]
         return make_response(req, 200, headers=bound)

@@ -20,6 +20,9 @@ SCANNER_AGENTS = (
     "sundayddr", "iwar", "smap", "pplsip", "cafesip", "sipptk", "eyebeam-scan", "voip-scan",
 )
 MAX_TRACKED = 10_000
+# User agents whose scanner verdict is remembered: an office has a few phone models, and the
+# check is a dozen substring searches on every request.
+MAX_AGENTS = 1024
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Guard:
         # host -> (window start, requests in window); bounded, oldest evicted first.
         self._rates: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._agents: dict[str, bool] = {}
         self.dropped = 0
 
     def banned(self, host: str) -> bool:
@@ -92,8 +96,14 @@ class Guard:
 
     def is_scanner(self, user_agent: str) -> bool:
         """True for the user agents of known SIP scanners."""
-        agent = user_agent.lower()
-        return any(name in agent for name in self.config.scanner_agents)
+        verdict = self._agents.get(user_agent)
+        if verdict is None:
+            agent = user_agent.lower()
+            verdict = any(name in agent for name in self.config.scanner_agents)
+            if len(self._agents) >= MAX_AGENTS:
+                self._agents.clear()
+            self._agents[user_agent] = verdict
+        return verdict
 
     def auth_failed(self, host: str) -> bool:
         """Count a failed authentication; True if it got host banned."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from .errors import SipParseError
 from .uri import (
     DIGITS,
+    HOST_CHARS,
     Params,
     SipUri,
     Uri,
@@ -33,6 +34,11 @@ WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
 # Auth-param values outside quotes: tokens, plus '/' and ':' that some phones send unquoted.
 _AUTH_VALUE_CHARS = TOKEN_CHARS | frozenset("/:=")
 _RECEIVED_CHARS = frozenset(string.hexdigits + ":.[]")
+# Parameters written plainly (no whitespace, no quotes) are split with str methods; anything
+# else, errors included, is left to the scanner, so both give the same answer.
+_PLAIN_PARAM_CHARS = _VALUE_CHARS | frozenset(";=")
+_URI_END = frozenset("; \t")
+_HOST_END = frozenset(":; \t")
 
 COMPACT_FORMS = {
     "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
@@ -42,7 +48,7 @@ COMPACT_FORMS = {
     "v": "Via", "x": "Session-Expires", "y": "Identity",
 }
 
-_KNOWN_NAMES = (
+KNOWN_NAMES = (
     "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
     "Allow-Events", "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
     "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
@@ -56,7 +62,7 @@ _KNOWN_NAMES = (
     "Subject", "Subscription-State", "Supported", "Timestamp", "To", "Unsupported",
     "User-Agent", "Via", "Warning", "WWW-Authenticate",
 )
-_CANONICAL = {name.lower(): name for name in _KNOWN_NAMES}
+_CANONICAL = {name.lower(): name for name in KNOWN_NAMES}
 
 # Headers whose grammar is a comma-separated list: stored one value per Header.
 LIST_HEADERS = frozenset({
@@ -97,9 +103,21 @@ class Header:
         if not is_token(self.name) or "\r" in self.value or "\n" in self.value:
             raise ValueError(f"invalid header {self.name!r}")
 
+    @classmethod
+    def trusted(cls, name: str, value: str) -> Header:
+        """A Header whose name is known to be a token and value to hold no CR or LF.
+
+        For the parser, which has checked both: it makes a dozen per message.
+        """
+        header = object.__new__(cls)
+        header.__dict__.update(name=name, value=value)
+        return header
+
 
 def quote(text: str) -> str:
     """A quoted-string for `text` (backslash-escaping; CR/LF, which cannot be quoted, -> SP)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape (control characters are not printable)
     out = ['"']
     for c in text:
         if c in "\r\n":
@@ -146,6 +164,13 @@ class _Scanner:
             self.i += 1
         return self.s[start:self.i]
 
+    def take_until_char(self, stop: str) -> str:
+        """Up to (not including) the next `stop`, or the rest: `take_until` for one char."""
+        start = self.i
+        end = self.s.find(stop, start)
+        self.i = self.n if end < 0 else end
+        return self.s[start:self.i]
+
     def token(self, what: str) -> str:
         tok = self.take(TOKEN_CHARS)
         if not tok:
@@ -161,6 +186,12 @@ class _Scanner:
         """(unescaped content, raw text with quotes) of the quoted-string at the cursor."""
         start = self.i
         self.expect('"', what)
+        # Most quoted strings have no backslash before their end: one slice, not a loop.
+        end = self.s.find('"', self.i)
+        if end >= 0 and "\\" not in self.s[self.i:end]:
+            text = self.s[self.i:end]
+            self.i = end + 1
+            return text, self.s[start:self.i]
         out: list[str] = []
         while self.i < self.n:
             c = self.s[self.i]
@@ -179,6 +210,12 @@ class _Scanner:
 
 def split_list(value: str, what: str = "header") -> list[str]:
     """Split a list header value at commas outside quoted strings and <...>; items stripped."""
+    if '"' not in value:
+        # Without quotes nothing is escaped, and without '<' every comma separates.
+        if "," not in value:
+            return [value.strip(" \t")]
+        if "<" not in value:
+            return [item.strip(" \t") for item in value.split(",")]
     items: list[str] = []
     start = 0
     in_quote = in_angle = False
@@ -206,8 +243,32 @@ def split_list(value: str, what: str = "header") -> list[str]:
     return items
 
 
+def _plain_params(text: str) -> Params | None:
+    """`;name[=value]` parameters written plainly, or None to let the scanner read them."""
+    if not text:
+        return ()
+    if text[0] != ";" or not _PLAIN_PARAM_CHARS.issuperset(text):
+        return None
+    params: list[tuple[str, str | None]] = []
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        if not name or not TOKEN_CHARS.issuperset(name):
+            return None
+        if eq:
+            if not value or not _VALUE_CHARS.issuperset(value):
+                return None
+            params.append((name, value))
+        else:
+            params.append((name, None))
+    return tuple(params)
+
+
 def _parse_params(sc: _Scanner, what: str) -> Params:
     """Generic `;name[=value]` parameters up to the end of the value (SWS allowed around)."""
+    plain = _plain_params(sc.s[sc.i:])
+    if plain is not None:
+        sc.i = sc.n
+        return plain
     params: list[tuple[str, str | None]] = []
     while True:
         sc.skip_ws()
@@ -299,6 +360,17 @@ class NameAddr:
 def parse_name_addr(value: str, *, what: str = "address", require_brackets: bool = False
                     ) -> NameAddr:
     """Parse `[display] <uri> *(;param)` or `addr-spec *(;param)` (RFC 3261 §20.10 rules)."""
+    if value[:1] == "<":
+        # The common `<uri>;params` without display name or spaces, read with str methods;
+        # anything else, errors included, goes through the scanner below.
+        end = value.find(">")
+        params = _plain_params(value[end + 1:]) if end > 0 else None
+        if params is not None:
+            try:
+                uri = parse_uri(value[1:end])
+            except SipParseError:
+                raise SipParseError(f"Bad {what} URI") from None
+            return NameAddr(uri=uri, display_name=None, params=params)
     sc = _Scanner(value)
     sc.skip_ws()
     display: str | None = None
@@ -323,14 +395,14 @@ def parse_name_addr(value: str, *, what: str = "address", require_brackets: bool
             display = " ".join(words)
     if bracketed:
         sc.expect("<", what)
-        uri_text = sc.take_until(frozenset(">"))
+        uri_text = sc.take_until_char(">")
         sc.expect(">", what)
     elif require_brackets:
         raise SipParseError(f"Bad {what}")
     else:
         # RFC 3261 §20: without <>, the URI ends at the first ';' (the rest are header params)
         # and may not carry headers: '?' there is an error, never a Route to obey.
-        uri_text = sc.take_until(frozenset("; \t"))
+        uri_text = sc.take_until(_URI_END)
     try:
         uri = parse_uri(uri_text)
     except SipParseError:
@@ -400,6 +472,9 @@ class Via:
 
 def parse_via(value: str) -> Via:
     """Parse one Via value: `SIP / 2.0 / UDP host[:port] *(;param)`."""
+    plain = _plain_via(value)
+    if plain is not None:
+        return plain
     what = "Via"
     sc = _Scanner(value)
     sc.skip_ws()
@@ -415,10 +490,10 @@ def parse_via(value: str) -> Via:
     if sc.skip_ws() == 0:
         raise SipParseError("Bad Via")
     if sc.peek() == "[":
-        host_text = sc.take_until(frozenset("]")) + "]"
+        host_text = sc.take_until_char("]") + "]"
         sc.expect("]", what)
     else:
-        host_text = sc.take_until(frozenset(":; \t"))
+        host_text = sc.take_until(_HOST_END)
     sc.skip_ws()
     if sc.peek() == ":":
         sc.i += 1
@@ -426,6 +501,12 @@ def parse_via(value: str) -> Via:
         host_text += ":" + sc.take(DIGITS)
     host, port = split_hostport(host_text)
     params = _parse_params(sc, what)
+    return _via(name, version, transport, host, port, params)
+
+
+def _via(name: str, version: str, transport: str, host: str, port: int | None,
+         params: Params) -> Via:
+    """The Via of parsed parts, once its received and rport parameters are checked."""
     found, received = find_param(params, "received")
     if found and (not received or not _RECEIVED_CHARS.issuperset(received)):
         raise SipParseError("Bad Via received")
@@ -435,6 +516,31 @@ def parse_via(value: str) -> Via:
         raise SipParseError("Bad Via rport")
     return Via(host=host, transport=transport.upper(), port=port, params=params,
                protocol=f"{name.upper()}/{version}")
+
+
+def _plain_via(value: str) -> Via | None:
+    """A Via written plainly (`SIP/2.0/UDP host[:port];params`, one space, no IPv6), else None.
+
+    None sends the value through the scanner of `parse_via`, which also gives the errors:
+    whatever this accepts, the scanner reads the same way.
+    """
+    sent, space, rest = value.partition(" ")
+    parts = sent.split("/")
+    if (not space or len(parts) != 3 or rest[:1] in ("", " ", "\t", "[")
+            or not all(p and TOKEN_CHARS.issuperset(p) for p in parts)):
+        return None
+    semi = rest.find(";")
+    hostport = rest if semi < 0 else rest[:semi]
+    host, colon, port_text = hostport.partition(":")
+    params = _plain_params(rest[semi:]) if semi >= 0 else ()
+    if (params is None or not host or not HOST_CHARS.issuperset(host)
+            or (colon and not (port_text and DIGITS.issuperset(port_text)))):
+        return None
+    try:
+        host, port = split_hostport(hostport)
+        return _via(parts[0], parts[1], parts[2], host, port, params)
+    except SipParseError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -525,6 +631,9 @@ class Credentials:
 
 def parse_credentials(value: str) -> Credentials:
     """Parse `scheme name=value, name="quoted"...` (Authorization, WWW-Authenticate...)."""
+    plain = _plain_credentials(value)
+    if plain is not None:
+        return plain
     what = "Authorization"
     sc = _Scanner(value)
     sc.skip_ws()
@@ -554,6 +663,49 @@ def parse_credentials(value: str) -> Credentials:
         sc.expect(",", what)
         sc.skip_ws()
     return Credentials(scheme=scheme, params=tuple(params))
+
+
+def _plain_credentials(value: str) -> Credentials | None:
+    """Credentials written plainly (one space after the scheme, none around '=' or before
+    ',', no backslash in quotes), read with str methods; else None for the scanner."""
+    scheme, space, rest = value.partition(" ")
+    if not space or not scheme or not TOKEN_CHARS.issuperset(scheme) or rest[:1] in ("", " ",
+                                                                                     "\t"):
+        return None
+    params: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    pos, n = 0, len(rest)
+    while True:
+        eq = rest.find("=", pos)
+        name = rest[pos:eq]
+        if eq < 0 or not name or not TOKEN_CHARS.issuperset(name):
+            return None
+        name = name.lower()
+        if rest[eq + 1:eq + 2] == '"':
+            end = rest.find('"', eq + 2)
+            param_value = rest[eq + 2:end]
+            if end < 0 or "\\" in param_value:
+                return None
+            pos = end + 1
+        else:
+            end = rest.find(",", eq + 1)
+            pos = n if end < 0 else end
+            param_value = rest[eq + 1:pos]
+            if not param_value or not _AUTH_VALUE_CHARS.issuperset(param_value):
+                return None
+        if name in seen:
+            return None
+        seen.add(name)
+        params.append((name, param_value))
+        if pos == n:
+            return Credentials(scheme=scheme, params=tuple(params))
+        if rest[pos] != ",":
+            return None
+        pos += 1
+        while pos < n and rest[pos] in WS:
+            pos += 1
+        if pos == n:
+            return None
 
 
 def format_credentials(scheme: str, params: Iterable[tuple[str, str]],

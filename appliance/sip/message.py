@@ -17,15 +17,17 @@ that can be logged or stored without a second thought. The body stays bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
-from typing import Self
+from typing import Any, Generic, Self, TypeVar, overload
 
 from .errors import SipParseError
 from .headers import (
+    COMPACT_FORMS,
+    KNOWN_NAMES,
     LIST_HEADERS,
     STRICT_LIST_HEADERS,
+    TOKEN_CHARS,
     Credentials,
     CSeq,
     Header,
@@ -74,10 +76,67 @@ REASONS = {
 }
 
 _SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
+# Index keys of the compact forms; any other name's key is its lower case (see _lookup_key).
+_COMPACT_KEYS = {short: full.lower() for short, full in COMPACT_FORMS.items()}
+# The keys of names as the parser and the accessors write them, found without lower().
+_NAME_KEYS = {name: name.lower() for name in KNOWN_NAMES} | {
+    short: full.lower() for short, full in COMPACT_FORMS.items()} | {
+    short.upper(): full.lower() for short, full in COMPACT_FORMS.items()}
+
+T = TypeVar("T")
 
 
 def _lookup_key(name: str) -> str:
-    return canonical_name(name).lower()
+    """The index key of a header name: `canonical_name(name).lower()`, in one dict lookup."""
+    key = _NAME_KEYS.get(name)
+    if key is None:
+        key = name.lower()
+        key = _COMPACT_KEYS.get(key, key)
+    return key
+
+
+class _cached(Generic[T]):
+    """`functools.cached_property` without its lock.
+
+    Python 3.11's takes a lock shared by every instance on each first access, which costs
+    more than most of the parsers it caches. A message is parsed and read on one thread;
+    two threads racing on a first access would both compute the same pure value.
+    """
+
+    def __init__(self, fn: Callable[[Any], T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | Self:
+        if obj is None:
+            return self
+        value = self.fn(obj)
+        obj.__dict__[self.name] = value
+        return value
+
+
+# The cached accessors that read each header (by index key): a copy that changes one header
+# keeps every other parsed value instead of parsing it again (the edge edits each request).
+# Every cached accessor but _index must be listed here (a test checks).
+_READERS = {
+    "via": ("vias",), "from": ("from_",), "to": ("to",), "call-id": ("call_id",),
+    "cseq": ("cseq",), "contact": ("contact_is_star", "contacts"),
+    "max-forwards": ("max_forwards",), "expires": ("expires",),
+    "content-length": ("content_length",), "content-type": ("content_type",),
+    "accept": ("accept",), "route": ("routes",), "record-route": ("record_routes",),
+    "supported": ("supported",), "require": ("require",), "proxy-require": ("proxy_require",),
+    "authorization": ("authorization",), "proxy-authorization": ("proxy_authorization",),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,12 +147,13 @@ class Message:
     body: bytes = b""
 
     # ----- raw access -------------------------------------------------------------------
-    @cached_property
+    @_cached
     def _index(self) -> dict[str, tuple[str, ...]]:
         # Built once per message: every accessor below is then a dict lookup.
         index: dict[str, list[str]] = {}
         for h in self.headers:
-            index.setdefault(_lookup_key(h.name), []).append(h.value)
+            key = _NAME_KEYS.get(h.name) or _lookup_key(h.name)
+            index.setdefault(key, []).append(h.value)
         return {key: tuple(values) for key, values in index.items()}
 
     def header_values(self, name: str) -> tuple[str, ...]:
@@ -118,7 +178,7 @@ class Message:
         return value
 
     # ----- typed accessors ------------------------------------------------------------
-    @cached_property
+    @_cached
     def vias(self) -> tuple[Via, ...]:
         """The Via list, topmost first."""
         return tuple(parse_via(v) for v in self.header_values("Via"))
@@ -128,27 +188,27 @@ class Message:
         """The topmost Via."""
         return self.vias[0] if self.vias else None
 
-    @cached_property
+    @_cached
     def from_(self) -> NameAddr:
         """The From header."""
         return parse_name_addr(self._required("From"), what="From")
 
-    @cached_property
+    @_cached
     def to(self) -> NameAddr:
         """The To header."""
         return parse_name_addr(self._required("To"), what="To")
 
-    @cached_property
+    @_cached
     def call_id(self) -> str:
         """The Call-ID."""
         return parse_call_id(self._required("Call-ID"))
 
-    @cached_property
+    @_cached
     def cseq(self) -> CSeq:
         """The CSeq (number and method)."""
         return parse_cseq(self._required("CSeq"))
 
-    @cached_property
+    @_cached
     def contact_is_star(self) -> bool:
         """True for `Contact: *` (remove all bindings)."""
         values = self.header_values("Contact")
@@ -156,14 +216,14 @@ class Message:
             raise SipParseError("Bad Contact")
         return values == ("*",)
 
-    @cached_property
+    @_cached
     def contacts(self) -> tuple[NameAddr, ...]:
         """The Contact list (empty for `*`; see `contact_is_star`)."""
         if self.contact_is_star:
             return ()
         return tuple(parse_name_addr(v, what="Contact") for v in self.header_values("Contact"))
 
-    @cached_property
+    @_cached
     def max_forwards(self) -> int | None:
         """Max-Forwards; None if absent or above 255 (RFC 4475 §3.1.2.4: treat as absent)."""
         value = self._single("Max-Forwards")
@@ -174,25 +234,25 @@ class Message:
         value = value.lstrip("0") or "0"
         return int(value) if len(value) <= 3 and int(value) <= 255 else None
 
-    @cached_property
+    @_cached
     def expires(self) -> int | None:
         """The Expires header in seconds; malformed or overflowing values read as 3600."""
         value = self._single("Expires")
         return None if value is None else param_int(value, 3600)
 
-    @cached_property
+    @_cached
     def content_length(self) -> int | None:
         """The Content-Length header value, or None if absent."""
         value = self._single("Content-Length")
         return None if value is None else _content_length(value)
 
-    @cached_property
+    @_cached
     def content_type(self) -> str | None:
         """The media type of the body, lowercased, without parameters."""
         value = self._single("Content-Type")
         return None if value is None else parse_media_type(value)[0]
 
-    @cached_property
+    @_cached
     def accept(self) -> tuple[str, ...]:
         """The media types of Accept, lowercased (empty if absent)."""
         return tuple(parse_media_type(v)[0] for v in self.header_values("Accept") if v)
@@ -202,12 +262,12 @@ class Message:
         return tuple(parse_name_addr(v, what=name, require_brackets=True)
                      for v in self.header_values(name))
 
-    @cached_property
+    @_cached
     def routes(self) -> tuple[NameAddr, ...]:
         """The Route set, topmost first."""
         return self.addresses("Route")
 
-    @cached_property
+    @_cached
     def record_routes(self) -> tuple[NameAddr, ...]:
         """The Record-Route list, topmost first."""
         return self.addresses("Record-Route")
@@ -216,17 +276,17 @@ class Message:
         """The tokens of a list header (Supported, Require, Proxy-Require, Allow...)."""
         return parse_token_list(self.header_values(name), name)
 
-    @cached_property
+    @_cached
     def supported(self) -> tuple[str, ...]:
         """Supported option tags."""
         return self.option_tags("Supported")
 
-    @cached_property
+    @_cached
     def require(self) -> tuple[str, ...]:
         """Require option tags."""
         return self.option_tags("Require")
 
-    @cached_property
+    @_cached
     def proxy_require(self) -> tuple[str, ...]:
         """Proxy-Require option tags."""
         return self.option_tags("Proxy-Require")
@@ -240,12 +300,12 @@ class Message:
         """Parsed values of an auth header (Authorization, WWW-Authenticate...)."""
         return tuple(parse_credentials(v) for v in self.header_values(name))
 
-    @cached_property
+    @_cached
     def authorization(self) -> tuple[Credentials, ...]:
         """Parsed Authorization headers."""
         return self.credentials("Authorization")
 
-    @cached_property
+    @_cached
     def proxy_authorization(self) -> tuple[Credentials, ...]:
         """Parsed Proxy-Authorization headers."""
         return self.credentials("Proxy-Authorization")
@@ -263,7 +323,7 @@ class Message:
         lines = [start]
         length = f"Content-Length: {len(self.body)}"
         for h in self.headers:
-            if _lookup_key(h.name) == "content-length":
+            if (_NAME_KEYS.get(h.name) or _lookup_key(h.name)) == "content-length":
                 if length:
                     lines.append(length)
                     length = ""
@@ -278,6 +338,29 @@ class Message:
         """A copy with these headers."""
         return replace(self, headers=tuple(headers))
 
+    def _derive(self, headers: Iterable[Header], changed: str,
+                values: Callable[[tuple[str, ...]], tuple[str, ...]]) -> Self:
+        """A copy with these headers, which differ from ours in header `changed` only.
+
+        `values` maps the old values of that header to the new ones, to update the index.
+        """
+        # A shallow copy of the instance state (fields and cached values) rather than
+        # dataclasses.replace: only the headers change, and they are already validated.
+        msg = object.__new__(type(self))
+        state = msg.__dict__
+        state.update(self.__dict__)
+        state["headers"] = tuple(headers)
+        for attr in _READERS.get(changed, ()):
+            state.pop(attr, None)
+        index = state.pop("_index", None)
+        if index is not None:
+            index = dict(index)
+            new = values(index.pop(changed, ()))
+            if new:
+                index[changed] = new
+            state["_index"] = index
+        return msg
+
     def with_body(self, body: bytes, content_type: str | None = None) -> Self:
         """A copy with this body (and Content-Type, if given)."""
         msg = replace(self, body=body)
@@ -286,7 +369,10 @@ class Message:
     def without_header(self, name: str) -> Self:
         """A copy with every value of the header removed."""
         key = _lookup_key(name)
-        return self.with_headers(h for h in self.headers if _lookup_key(h.name) != key)
+        if key not in self._index:
+            return self
+        return self._derive((h for h in self.headers if _lookup_key(h.name) != key), key,
+                            lambda old: ())
 
     def with_header(self, name: str, values: Sequence[str]) -> Self:
         """A copy where the header has exactly these values, at its first position (else last)."""
@@ -303,7 +389,7 @@ class Message:
             out.append(h)
         if not placed:
             out.extend(Header(full, v) for v in values)
-        return self.with_headers(out)
+        return self._derive(out, key, lambda old: tuple(values))
 
     def prepend_header(self, name: str, value: str) -> Self:
         """A copy with a value added before the header's first value (a new top Via...)."""
@@ -316,15 +402,23 @@ class Message:
                 break
         else:
             out.insert(0, new)
-        return self.with_headers(out)
+        return self._derive(out, key, lambda old: (value, *old))
 
     def append_header(self, name: str, value: str) -> Self:
         """A copy with a value added after all others."""
-        return self.with_headers((*self.headers, Header(canonical_name(name), value)))
+        new = Header(canonical_name(name), value)
+        return self._derive((*self.headers, new), _lookup_key(new.name),
+                            lambda old: (*old, value))
 
     def with_top_via(self, via: Via) -> Self:
         """A copy whose topmost Via is replaced (e.g. with received/rport filled in)."""
-        return self._replace_first("Via", str(via))
+        msg = self._replace_first("Via", str(via))
+        vias = self.__dict__.get("vias")
+        if vias:
+            # `via` is what its text parses to (the Via round trip is a tested property):
+            # the copy need not parse it back.
+            msg.__dict__["vias"] = (via, *vias[1:])
+        return msg
 
     def without_top_via(self) -> Self:
         """A copy without the topmost Via (a proxy forwarding a response)."""
@@ -340,7 +434,8 @@ class Message:
                 else:
                     out[i] = Header(h.name, value)
                 break
-        return self.with_headers(out)
+        first = () if value is None else (value,)
+        return self._derive(out, key, lambda old: (*first, *old[1:]) if old else old)
 
 
 @dataclass(frozen=True)
@@ -410,23 +505,45 @@ def _head_lines(data: bytes) -> tuple[list[str], int]:
     pos = 0
     while pos < n and data[pos] in (0x0D, 0x0A):
         pos += 1
-    lines: list[str] = []
-    while pos < n:
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            lines.append(data[pos:].decode("utf-8", "replace"))
-            return lines, n
-        end = nl - 1 if nl > pos and data[nl - 1] == 0x0D else nl
-        line = data[pos:end]
-        pos = nl + 1
-        if not line:
-            return lines, pos
-        lines.append(line.decode("utf-8", "replace"))
-    return lines, n
+    # The head ends at the first empty line: an LF followed by LF or CRLF. The head is then
+    # decoded once and split (LF is never part of a UTF-8 sequence, so this decodes each
+    # line exactly as decoding it alone would).
+    ends = [i for i in (data.find(b"\n\r\n", pos), data.find(b"\n\n", pos)) if i >= 0]
+    if ends:
+        end = min(ends)
+        body_start = end + (3 if data[end + 1] == 0x0D else 2)
+    else:
+        end = body_start = n
+    if pos >= end:
+        return [], body_start
+    lines = data[pos:end].decode("utf-8", "replace").split("\n")
+    # Without an empty line, the last piece has no line end: kept as it is (unless empty).
+    last = lines.pop() if not ends else ""
+    for i, line in enumerate(lines):
+        if line[-1:] == "\r":
+            lines[i] = line[:-1]
+    if last:
+        lines.append(last)
+    return lines, body_start
 
 
 def _fields(lines: Sequence[str], *, strict: bool) -> list[tuple[str, str]]:
     """Unfold continuation lines and split `name: value`; lenient mode skips bad lines."""
+    fields: list[tuple[str, str]] = []
+    for line in lines:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if (not colon or not name or line[0] in " \t" or "\r" in line
+                or not TOKEN_CHARS.issuperset(name)):
+            # Folding or a bad line somewhere: the general pass, which also decides which
+            # error a strict parse reports.
+            return _folded_fields(lines, strict=strict)
+        fields.append((canonical_name(name), value.strip(" \t")))
+    return fields
+
+
+def _folded_fields(lines: Sequence[str], *, strict: bool) -> list[tuple[str, str]]:
+    """`_fields` for heads with continuation lines or bad lines."""
     raw: list[list[str]] = []
     for line in lines:
         if "\r" in line:
@@ -505,6 +622,7 @@ def _parse(data: bytes, max_headers: int) -> Request | Response:
         raise SipParseError("Too many headers")
     headers: list[Header] = []
     for name, value in fields:
+        # Names are tokens and values hold no CR or LF here: Header's checks are skipped.
         if name in LIST_HEADERS:
             items = split_list(value, name)
             if name in STRICT_LIST_HEADERS:
@@ -512,9 +630,9 @@ def _parse(data: bytes, max_headers: int) -> Request | Response:
                     raise SipParseError(f"Bad {name}")
             elif len(items) > 1:
                 items = [item for item in items if item]
-            headers.extend(Header(name, item) for item in items)
+            headers.extend(Header.trusted(name, item) for item in items)
         else:
-            headers.append(Header(name, value))
+            headers.append(Header.trusted(name, value))
         if len(headers) > MAX_HEADER_VALUES:
             raise SipParseError("Too many headers")
     lengths = [v for n, v in fields if n == "Content-Length"]
@@ -527,7 +645,10 @@ def _parse(data: bytes, max_headers: int) -> Request | Response:
         body = data[body_start:body_start + length]
     else:
         body = data[body_start:]
-    msg = replace(empty, headers=tuple(headers), body=body)
+    # `empty` was made above and is not shared yet: filled in place, not copied.
+    msg = empty
+    object.__setattr__(msg, "headers", tuple(headers))
+    object.__setattr__(msg, "body", body)
     _validate(msg)
     return msg
 
@@ -603,7 +724,7 @@ def make_response(request: Request, code: int, reason: str | None = None, *,
     """A response to `request`: Via, From, To (+tag), Call-ID, CSeq copied (RFC 3261 §8.2.6)."""
     copied: list[Header] = []
     for h in request.headers:
-        key = _lookup_key(h.name)
+        key = _NAME_KEYS.get(h.name) or _lookup_key(h.name)
         if key in ("via", "from", "call-id", "cseq") or (key == "timestamp" and code == 100):
             copied.append(h)
         elif key == "to":

@@ -347,10 +347,10 @@ def parse_sip_uri(scheme: str, rest: str) -> SipUri:
     if rest.startswith("[") and start == 0:
         raise _bad("host")
     end = len(rest)
-    for i in range(start, len(rest)):
-        if rest[i] in ";?":
-            end = i
-            break
+    for stop in ";?":
+        found = rest.find(stop, start, end)
+        if found >= 0:
+            end = found
     host, port = split_hostport(rest[:end])
     tail = rest[end:]
     params: Params = ()
