@@ -76,7 +76,6 @@ def linked_openssl(module_file: str) -> tuple[str, str]:
 def pjsua2_facts() -> dict[str, Any]:
     """Import pjsua2 and read its version, compiled limits, codecs and OpenSSL."""
     import _pjsua2
-
     import pjsua2 as pj
 
     cfg = pj.EpConfig()

@@ -35,4 +35,10 @@
 /* Room for large INVITEs with many codecs and Record-Route sets. */
 #define PJSIP_MAX_PKT_LEN            16384
 
+/* Plain level-triggered epoll. One thread polls the ioqueue (the engine's owner thread), so
+ * EPOLLEXCLUSIVE/ONESHOT buy nothing; with them, an outbound leg's RTP socket whose first
+ * packets arrived before the stream started was sometimes never read again (its Recv-Q
+ * filled up and the leg went silent in one direction). */
+#define PJ_IOQUEUE_DEFAULT_EPOLL_FLAGS  0
+
 #endif

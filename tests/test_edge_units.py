@@ -315,6 +315,28 @@ def test_reload_drops_registrations_with_old_credentials(tmp_path: Path) -> None
         assert edge.contacts_for("102") == []
 
 
+@pytest.mark.parametrize(("uri", "ours"), [
+    ("sip:103@127.0.0.1:5060", True),
+    ("<sip:103@127.0.0.1>", True),  # 5060 is the edge's port here
+    ("sip:103@localhost:5060;user=phone", True),
+    ("sip:103@office-pbx", True),  # the realm, as some phones name the box
+    ("sip:103@127.0.0.1:5070", False),  # another port: another server
+    ("sip:103@203.0.113.7", False),  # somewhere on the internet
+    ("sip:103@evil.example", False),
+    ("sip:127.0.0.1:5060", False),  # no number
+    ("tel:+79001234567", False),
+    ("sip:103@[::1]:5060", True),
+    ("not a uri", False),
+])
+def test_transfer_targets_must_be_the_box(tmp_path: Path, uri: str, ours: bool) -> None:
+    from appliance.edge import Edge, EdgeConfig
+
+    with Database.open(tmp_path / "pbx.db") as db:
+        edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
+                    clock=Clock(), secret=SECRET)
+        assert edge.is_box_uri(uri) is ours
+
+
 class _FullSocket:
     """A UDP socket whose send buffer is full until told otherwise."""
 
@@ -351,25 +373,3 @@ async def test_udp_sends_wait_while_the_buffer_is_full() -> None:
     sender.close()
     sender.sendto(b"late", ("192.0.2.1", 5060))
     assert sock.sent[-1] == b"three"
-
-
-@pytest.mark.parametrize(("uri", "ours"), [
-    ("sip:103@127.0.0.1:5060", True),
-    ("<sip:103@127.0.0.1>", True),  # 5060 is the edge's port here
-    ("sip:103@localhost:5060;user=phone", True),
-    ("sip:103@office-pbx", True),  # the realm, as some phones name the box
-    ("sip:103@127.0.0.1:5070", False),  # another port: another server
-    ("sip:103@203.0.113.7", False),  # somewhere on the internet
-    ("sip:103@evil.example", False),
-    ("sip:127.0.0.1:5060", False),  # no number
-    ("tel:+79001234567", False),
-    ("sip:103@[::1]:5060", True),
-    ("not a uri", False),
-])
-def test_transfer_targets_must_be_the_box(tmp_path: Path, uri: str, ours: bool) -> None:
-    from appliance.edge import Edge, EdgeConfig
-
-    with Database.open(tmp_path / "pbx.db") as db:
-        edge = Edge(EdgeConfig(bind="127.0.0.1", port=5060, engine_port=5080), db,
-                    clock=Clock(), secret=SECRET)
-        assert edge.is_box_uri(uri) is ours

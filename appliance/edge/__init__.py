@@ -203,6 +203,7 @@ class Edge:
                      "registered" if what == "new" else "moved", binding.contact,
                      src.transport, src.host, src.port, binding.user_agent or "no user agent")
 
+
     def _banned(self, ban: Ban) -> None:
         seconds = ban.until - self.clock()
         log.warning("edge: banned %s for %.0f s: %s", ban.host, seconds, ban.reason)
@@ -364,17 +365,6 @@ class Edge:
                              source.transport))
         self._forward(req, self.engine, incoming_branch=via.branch or "")
 
-    def _register(self, req: Request, source: Source) -> None:
-        verdict = self._authenticate(req, source)
-        if verdict.device is None:
-            self._refuse(verdict, req, source)
-            return
-        reply = self.registrar.register(req, source, verdict.device)
-        if reply.status == 200 and log.isEnabledFor(logging.DEBUG):
-            log.debug("edge: %s refreshed from %s %s:%d (%s)", verdict.device.username,
-                      source.transport, source.host, source.port, verdict.algorithm)
-        self._reply(reply, req, source)
-
     def _subscription(self, req: Request, source: Source) -> None:
         """A SUBSCRIBE, or a request in one of our subscriptions: the edge is the notifier."""
         device = None
@@ -389,6 +379,17 @@ class Edge:
         if reply is not None:
             self._reply(reply, req, source)
         self.subscriptions.flush()  # the NOTIFY after the 200, never before it
+
+    def _register(self, req: Request, source: Source) -> None:
+        verdict = self._authenticate(req, source)
+        if verdict.device is None:
+            self._refuse(verdict, req, source)
+            return
+        reply = self.registrar.register(req, source, verdict.device)
+        if reply.status == 200 and log.isEnabledFor(logging.DEBUG):
+            log.debug("edge: %s refreshed from %s %s:%d (%s)", verdict.device.username,
+                      source.transport, source.host, source.port, verdict.algorithm)
+        self._reply(reply, req, source)
 
     def _authenticate(self, req: Request, source: Source) -> AuthVerdict:
         """Digest check, remembering successes per transaction for retransmissions."""
