@@ -327,6 +327,8 @@ class Keepalive:
         self.clock = clock
         self.schedule = KeepaliveSchedule(config, clock)
         self.stats = {"keepalives_sent": 0, "keepalive_answers": 0}
+        # Bindings already reported unreachable (bounded by the location table's size).
+        self._reported_down: set[tuple[str, str]] = set()
         self._next_sync = -math.inf
         self._task: asyncio.Task[None] | None = None
 
@@ -423,9 +425,20 @@ class Keepalive:
         if binding is not None:
             # The location table's flag is what contacts_for and the saved row use.
             self.location.mark(binding, change.after is not Reachability.UNREACHABLE)
+        else:
+            self._reported_down.discard(change.key)
         username, contact = change.key
         rtt = f", {change.rtt_ms:g} ms" if change.after is Reachability.REACHABLE \
             and change.rtt_ms is not None else ""
-        level = logging.WARNING if change.after is Reachability.UNREACHABLE else logging.INFO
+        # A phone that never answers OPTIONS but keeps registering goes unreachable ->
+        # unknown -> unreachable on every refresh: say it once, not per REGISTER.
+        if change.after is Reachability.UNREACHABLE:
+            level = logging.DEBUG if change.key in self._reported_down else logging.WARNING
+            self._reported_down.add(change.key)
+        elif change.after is Reachability.UNKNOWN and change.key in self._reported_down:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+            self._reported_down.discard(change.key)
         log.log(level, "edge: %s at %s is %s (was %s): %s%s", username, contact,
                 change.after.value, change.before.value, change.why, rtt)
