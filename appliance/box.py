@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from . import calllog, directory, extensions, sounds
@@ -26,6 +27,7 @@ from .edge.firewall import Firewall, NullFirewall, open_firewall
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
 from .engine import Engine, EngineConfig, EngineError
+from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
 from .switchboard import Switchboard
@@ -117,9 +119,11 @@ class Box:
 
         self.calllog = calllog.DbCallLog(db)
         # The switchboard reports its calls to the edge's notifier (busy lamps).
+        snapshot = await loop.run_in_executor(None, self._routing)
         self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,
                                        data_dir=s.data_dir,
-                                       presence=self.edge.subscriptions.lines)
+                                       presence=self.edge.subscriptions.lines,
+                                       snapshot=snapshot)
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
@@ -149,6 +153,11 @@ class Box:
         assert self.db is not None and self.edge is not None
         return directory.load(self.db, self.edge.contacts_for)
 
+    def _routing(self) -> Snapshot:
+        """The routing configuration, read in one transaction."""
+        assert self.db is not None
+        return load_snapshot(self.db.read().conn, now=datetime.now(UTC))
+
     def healthy(self) -> bool:
         """The watchdog's question: is the engine still polling?"""
         return self.engine is not None and self.engine.healthy()
@@ -169,8 +178,10 @@ class Box:
         # Both snapshots are read in an executor: the event loop also carries the SIP edge.
         new_directory = await loop.run_in_executor(None, self._directory)
         devices = await loop.run_in_executor(None, lambda: load_devices(db))
+        snapshot = await loop.run_in_executor(None, self._routing)
         # Swapping the snapshots only affects calls and requests from now on.
         self.switchboard.directory = new_directory
+        self.switchboard.snapshot = snapshot
         self.edge.reload(devices)
         await self._load_music()
         self.reloads += 1
@@ -195,12 +206,13 @@ class Box:
     async def _status(self, _req: Request) -> dict[str, Any]:
         assert self.engine is not None and self.switchboard is not None
         legs = await self.engine.legs()
+        slots = await self.engine.run("call_slots")
         return {
             "state": self.state,
             "uptime_s": round(time.time() - self.started_at, 1),
             "reloads": self.reloads,
             "engine": {**self.engine.info, "healthy": self.engine.healthy(),
-                       "legs": len(legs)},
+                       "legs": len(legs), "call_slots": slots},
             "calls": len(self.switchboard.active_calls()),
             "sip": {"engine": f"127.0.0.1:{self.settings.engine_sip_port}",
                     "edge": f"{self.settings.sip_bind}:{self.settings.sip_port}",

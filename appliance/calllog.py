@@ -62,14 +62,22 @@ class DbCallLog:
 
     def started(self, call: CallRecord) -> None:
         """Insert the call's row (ended_at NULL until it ends)."""
-        row = {
+        row: dict[str, object] = {
             "uuid": call.call_id,
-            "direction": "internal",
+            "direction": call.direction,
             "caller": call.caller,
             "dialled": call.dialled,
             "started_at": _ts(call.started_at),
         }
-        self._submit("start", lambda conn: conn.table("call_records").insert(row))
+
+        def write(conn: sqlite_utils.Database) -> None:
+            if call.line:
+                found = conn.execute("SELECT id FROM lines WHERE key = ?",
+                                     [call.line]).fetchone()
+                row["line_id"] = found[0] if found else None
+            conn.table("call_records").insert(row)
+
+        self._submit("start", write)
 
     def finished(self, call: CallRecord) -> None:
         """Complete the row and write one leg per contact that rang."""
@@ -84,7 +92,10 @@ class DbCallLog:
             "answered_by": call.answered_leg and call.answered_contact,
             "route": json.dumps({"dialled": call.dialled, "rang": call.rang,
                                  **({"transferred_to": call.transferred_to}
-                                    if call.transferred_to else {})}),
+                                    if call.transferred_to else {}),
+                                 **({"steps": call.plan.explain()} if call.plan else {}),
+                                 **({"not_available": call.unavailable}
+                                    if call.unavailable else {})}, ensure_ascii=False),
         }
         legs = [
             {

@@ -484,6 +484,16 @@ class Edge:
         nxt = vias[1]
         if nxt.host == "127.0.0.1" and (nxt.port or 5060) == self.config.engine_port:
             dest = self.engine
+            if (resp.cseq.method == "INVITE" and 101 <= resp.status < 300
+                    and resp.to.tag and not resp.record_routes):
+                # The far end dropped our Record-Route (some UAs and test UAS scenarios
+                # do). The engine would then send BYE and re-INVITE straight to it, from
+                # loopback, and the answers would come back here with the engine's Via:
+                # the call's slot stayed taken until the BYE timed out (32 s). Giving the
+                # engine the route the far end should have echoed keeps us in the dialog.
+                resp = resp.prepend_header("Record-Route", record_route(
+                    self.local_host_toward(source.host), self.config.port,
+                    self.tokens.encode(source), source.transport))
         else:
             dest = response_destination(nxt)
         self.transports.send(resp, dest)

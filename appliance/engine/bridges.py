@@ -75,6 +75,14 @@ class Bridges:
 
     def gone(self, leg_id: str) -> str | None:
         """Forget a disconnected leg; returns the peer it was bridged with."""
+        peer_id = self.peer(leg_id)
+        if peer_id is not None:
+            fed = self._feeding.get(peer_id)
+            if fed is not None and fed is not self._music and fed is not self._ringback:
+                # The leg's stream is already torn down: pjsua removed its bridge slot and
+                # every connection with it, so there is nothing to disconnect (trying
+                # logs a PJ_EINVAL error on every call).
+                del self._feeding[peer_id]
         peer = self._unpair_peer(leg_id)
         self._hears.pop(leg_id, None)
         self._feeding.pop(leg_id, None)

@@ -225,6 +225,15 @@ class Owner(threading.Thread):
         """Snapshots of every live leg."""
         return [leg.snapshot() for leg in self._legs.values()]
 
+    def call_slots(self) -> int:
+        """pjsua call slots in use: our legs plus calls still closing (BYE in flight)."""
+        # pjsua2 does not wrap pjsua_call_get_count(); the C symbol is in the module.
+        import ctypes
+
+        import _pjsua2
+
+        return int(ctypes.CDLL(_pjsua2.__file__).pjsua_call_get_count())
+
     def media(self) -> list[MediaStats]:
         """RTP counters and bridge wiring of every live leg."""
         return [leg.media_stats() for leg in self._legs.values()]

@@ -1,0 +1,648 @@
+"""The switchboard: connects an inbound leg to whoever it is for.
+
+A back-to-back user agent that carries out routing plans: every call gets a plan from
+the pure routing core (`routing.core.route`: an internal call to an extension, or an
+inbound call on a line's number through its call flow), and the switchboard walks it.
+A Ring step dials its legs on their timetable (desk phones through `Directory` contacts,
+mobiles and outside numbers through `Outside`, i.e. outbound routing and the lines),
+the first to answer is bridged and the others are cancelled; busy, offline, unknown and
+no-answer end with the right SIP code. Steps not carried out yet (prompts, menus, queues,
+voicemail, webhooks: the inbound-routing issue) are reported Failed, so the plan goes on
+to the step the configuration names for failures, and the call record says so.
+The mechanics (ring sets, answer, bridge, teardown, call records) live here in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import features
+from ..engine import (
+    Engine,
+    EngineError,
+    EngineEvent,
+    LegEvent,
+    LegInfo,
+    LegState,
+    ReplacedEvent,
+    TransferEvent,
+)
+from ..features import Feature, FeatureCall
+from ..presence import NullPresence, Presence
+from ..ringing import NoOutside, Outside, OutsideAttempt, Ringing, RingSet
+from ..routing import core as routing
+from ..routing.plan import (
+    Answered,
+    CallContext,
+    CallerHungUp,
+    Done,
+    Event,
+    Failed,
+    Hangup,
+    Leg,
+    NoAnswer,
+    Plan,
+    PlanState,
+    Reject,
+    Ring,
+    Terminal,
+    Why,
+)
+from ..routing.snapshot import LiveState, Snapshot
+from ..transfers import Bridge, Transfer
+from .live import LiveMembers, dialable, user_of
+from .records import (
+    CallLog,
+    CallRecord,
+    Directory,
+    Disposition,
+    disposition_for,
+    final_code,
+)
+
+__all__ = ["CallLog", "CallRecord", "Directory", "Disposition", "Switchboard",
+           "disposition_for", "final_code"]
+
+log = logging.getLogger(__name__)
+
+RING_TIMEOUT_S = 60.0
+OUTSIDE_RING_S = 120.0  # an outside call rings until the far network gives up
+_MAX_STEPS = 64  # a plan is a finite tree; this only guards against a bug
+
+
+class Switchboard:
+    """Reacts to engine events and drives legs through the engine."""
+
+    def __init__(self, engine: Engine, directory: Directory, calllog: CallLog,
+                 now: Callable[[], datetime] | None = None,
+                 ring_timeout_s: float = RING_TIMEOUT_S,
+                 data_dir: Path | None = None, presence: Presence | None = None,
+                 snapshot: Snapshot | None = None, outside: Outside | None = None) -> None:
+        self.engine = engine
+        self.directory = directory
+        # The routing configuration (None: every extension rings its contacts directly, for
+        # a box without a database, i.e. tests of the mechanics). Swapped whole on reload.
+        self.snapshot = snapshot
+        self.outside: Outside = outside if outside is not None else NoOutside()
+        self.calllog = calllog
+        self.accepting = True
+        self.ring_timeout_s = ring_timeout_s
+        self.data_dir = data_dir  # recordings go under <data_dir>/recordings; None: never
+        # Busy lamps (the edge's notifier). Not `or`: an empty LineStates is falsy.
+        self.presence = presence if presence is not None else NullPresence()
+        self._now = now or (lambda: datetime.now(UTC))
+        self._calls: dict[str, CallRecord] = {}
+        self._by_leg: dict[str, str] = {}
+        self._transfers: dict[str, Transfer] = {}  # by each of its three legs
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def attach(self) -> Callable[[], None]:
+        """Start receiving engine events; returns the detach function."""
+        return self.engine.subscribe(self.on_event)
+
+    def active_calls(self) -> list[CallRecord]:
+        """Calls in progress."""
+        return list(self._calls.values())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Engine event entry point (runs on the event loop)."""
+        if isinstance(event, TransferEvent):
+            self._transfer_started(event)
+            return
+        if isinstance(event, ReplacedEvent):
+            self._replaced(event)
+            return
+        if not isinstance(event, LegEvent) or event.media_changed:
+            return
+        leg = event.leg
+        transfer = self._transfers.get(leg.leg_id)
+        if transfer is not None:
+            self._transfer_changed(transfer, leg)
+            return
+        call_id = self._by_leg.get(leg.leg_id)
+        log.debug("leg %s %s (code %s) -> call %s", leg.leg_id, leg.state.value,
+                  leg.sip_code, call_id)
+        if call_id is None:
+            if leg.state is LegState.INCOMING:
+                # Claim the leg now: pjsua2 reports INCOMING more than once.
+                self._by_leg[leg.leg_id] = ""
+                self._spawn(self._inbound(leg))
+            return
+        if not call_id:
+            return  # still being set up by _inbound
+        call = self._calls.get(call_id)
+        if call is None:
+            return
+        if leg.leg_id == call.inbound_leg:
+            self._spawn(self._inbound_changed(call, leg))
+        else:
+            self._spawn(self._outbound_changed(call, leg))
+
+    async def _inbound(self, leg: LegInfo) -> None:
+        if not self.accepting:
+            await self._safe_hangup(leg.leg_id, 503, "Shutting down")
+            return
+        feature = features.parse(leg.request_user)
+        if feature is not None:
+            await self._pickup(leg, feature)
+            return
+        caller = leg.remote_uri
+        if "x-pbx-hairpin" in leg.headers:
+            # A transfer's new leg, back from the edge: the caller is the transferee.
+            caller = next((t.caller for t in self._transfers.values()
+                           if t.target_call_id == leg.sip_call_id and t.caller), caller)
+        line = leg.headers.get("x-pbx-line", "")
+        device = leg.headers.get("x-pbx-device", "")
+        call = CallRecord(
+            call_id=str(uuid.uuid4()),
+            inbound_leg=leg.leg_id,
+            caller=caller,
+            # A line's call names the number dialled (a DID) in a trusted header.
+            dialled=leg.headers.get("x-pbx-number", "") or leg.request_user,
+            started_at=self._now(),
+            caller_device=device,
+            direction="inbound" if line else "internal",
+            line=line,
+        )
+        self._calls[call.call_id] = call
+        self._by_leg[leg.leg_id] = call.call_id
+        call.plan = self._plan(call)
+        self.calllog.started(call)
+        if call.plan.step is not None and not isinstance(call.plan.step, Terminal):
+            # Before any await: the caller may hang up meanwhile, and its end must come after.
+            self.presence.ringing(call.call_id, call.dialled, device)
+            await self._safe(self.engine.answer(leg.leg_id, 180))
+        await self._advance(call)
+
+    # --- routing plans -----------------------------------------------------------------
+    def _plan(self, call: CallRecord) -> PlanState:
+        """Route the call: the routing core with the configuration, or the bare directory."""
+        snap = self.snapshot
+        if snap is None:
+            bare = Plan(CallContext(call.caller, call.dialled, self._now()),
+                        self._direct(call.dialled))
+            return routing.start(bare, Snapshot())
+        snap = snap.with_live(LiveState(members=LiveMembers(self)))
+        ctx = CallContext(caller=user_of(call.caller), dialled=call.dialled, now=self._now(),
+                          line=call.line or None,
+                          direction="inbound" if call.direction == "inbound" else "internal",
+                          seed=uuid.UUID(call.call_id).int & 0xFFFF)
+        if (ctx.direction == "internal" and snap.by_extension(call.dialled) is None
+                and dialable(call.dialled)):
+            # Not an internal number: a call out of the box, through outbound routing.
+            call.direction = "outbound"
+            return routing.start(Plan(ctx, self._outside_plan(call.dialled)), snap)
+        return routing.start(routing.route(ctx, snap), snap)
+
+    def _direct(self, dialled: str) -> Ring | Terminal:
+        """Without a configuration: ring the extension's contacts, as the directory has them."""
+        why = Why(None, None, f"call to {dialled}", f"ring {dialled}")
+        contacts = self.directory.contacts(dialled)
+        if contacts is None:
+            return Reject(why=why, reason="no such extension", sip_code=404)
+        end = Hangup(why=why, reason="nobody answered", missed_reason="no_answer")
+        if not contacts:
+            return end
+        return Ring(why=why, target=f"employee:{dialled}", strategy="direct",
+                    legs=(Leg("extension", dialled, 0.0, self.ring_timeout_s,
+                              extension=dialled),),
+                    timeout=self.ring_timeout_s, on_no_answer=end, on_busy=end,
+                    on_failure=end)
+
+    def _outside_plan(self, number: str) -> Ring:
+        """A desk phone dialled an outside number: one leg, lines chosen by outbound routing."""
+        why = Why(None, None, f"outside call to {number}", f"call {number}")
+        end = Hangup(why=why, reason="the call did not go through", missed_reason=None)
+        return Ring(why=why, target=f"external:{number}", strategy="direct",
+                    legs=(Leg("external", number, 0.0, OUTSIDE_RING_S),),
+                    timeout=OUTSIDE_RING_S, on_no_answer=end, on_busy=end, on_failure=end)
+
+    def busy_extensions(self) -> set[str]:
+        """Extensions on an answered call right now (routing's `activity: busy`)."""
+        busy: set[str] = set()
+        for call in self._calls.values():
+            if call.answered_leg is None:
+                continue
+            if call.answered_extension:
+                busy.add(call.answered_extension)
+            elif call.direction == "internal":
+                busy.add(call.dialled)
+            if call.caller_device:
+                owner = self.directory.owner_of(call.caller_device)
+                if owner:
+                    busy.add(owner)
+        return busy
+
+    async def _advance(self, call: CallRecord) -> None:
+        """Carry out the plan's current step (Ring or an ending); others are not built yet."""
+        for _ in range(_MAX_STEPS):
+            state = call.plan
+            if (state is None or state.finished or state.step is None
+                    or call.call_id not in self._calls):
+                return
+            step = state.step
+            if isinstance(step, Ring):
+                await self._ring(call, step)
+                return
+            if isinstance(step, Terminal):
+                await self._terminal(call, step)
+                return
+            # Prompts, menus, queues and webhooks come with the inbound-routing issue; until
+            # then the plan takes the way its configuration gives for a failure.
+            what = type(step).__name__.lower()
+            log.warning("call %s: %s (%s) is not available yet; going on as for a failure",
+                        call.call_id, what, step.why.step)
+            call.unavailable.append(what)
+            call.plan = routing.next_step(state, Failed(f"{what} not available yet"))
+        await self._fail(call, 500)
+
+    async def _terminal(self, call: CallRecord, step: Terminal) -> None:
+        """End the call as the plan says."""
+        if isinstance(step, Reject):
+            code = step.sip_code
+        elif isinstance(step, Hangup):
+            code = self._hangup_code(call)
+        else:
+            what = type(step).__name__.lower()
+            log.warning("call %s: %s (%s) is not available yet; hanging up", call.call_id,
+                        what, step.why.step)
+            call.unavailable.append(what)
+            await self._fail(call, 480)
+            return
+        if call.plan is not None:
+            call.plan = routing.next_step(call.plan, Done())
+        await self._fail(call, code)
+
+    def _hangup_code(self, call: CallRecord) -> int:
+        """The caller's final reply when nobody took the call."""
+        if call.failures:
+            return final_code(call.failures)
+        trail = call.plan.trail if call.plan is not None else ()
+        if any(hop.ended == "busy" or hop.ended.endswith(": busy") for hop in trail):
+            return 486
+        return 480
+
+    # --- ringing -----------------------------------------------------------------------
+    async def _ring(self, call: CallRecord, step: Ring) -> None:
+        """Start a Ring step: legs due now are dialled, the others get timers."""
+        loop = asyncio.get_running_loop()
+        ring = RingSet.of(step)
+        ring.started = loop.time()
+        call.ring = ring
+        ring.timers.append(loop.call_later(
+            step.timeout, lambda: self._spawn(self._ring_timeout(call, ring))))
+        for leg in list(ring.pending):
+            if leg.start <= 0:
+                await self._start_leg(call, ring, leg)
+            else:
+                ring.timers.append(loop.call_later(leg.start, self._start_later, call, ring, leg))
+        await self._ring_check(call, ring)
+
+    def _start_later(self, call: CallRecord, ring: RingSet, leg: Leg) -> None:
+        self._spawn(self._start_leg(call, ring, leg))
+
+    async def _start_leg(self, call: CallRecord, ring: RingSet, leg: Leg) -> None:
+        if call.ring is not ring or call.answered_leg is not None or not ring.take(leg):
+            return
+        loop = asyncio.get_running_loop()
+        if leg.stop < ring.step.timeout:
+            ring.timers.append(loop.call_later(
+                max(0.0, ring.started + leg.stop - loop.time()),
+                lambda: self._spawn(self._stop_leg(call, ring, leg))))
+        if leg.kind == "extension":
+            contacts = self.directory.contacts(leg.address) or []
+            if not contacts:
+                ring.codes.append(480)
+                call.failures.append(480)
+            for uri in contacts:
+                await self._dial(call, ring, Ringing(leg, uri))
+        elif leg.kind in ("mobile", "external"):
+            # The desk phone's own permissions apply to its outside calls; a call the box
+            # forwards (a flow's outside number, a mobile) is the box's call.
+            caller_ext = (self.directory.owner_of(call.caller_device)
+                          if call.direction == "outbound" else None)
+            route = self.outside.route(leg.address, extension=caller_ext, line=leg.line)
+            if not route.attempts:
+                code = route.refusal or 503
+                log.info("call %s: %s cannot go out: %s (%d)", call.call_id, leg.address,
+                         route.reason, code)
+                ring.codes.append(code)
+                call.failures.append(code)
+            else:
+                first, *rest = route.attempts
+                await self._dial(call, ring, Ringing(leg, first.uri, tuple(rest)), first)
+        else:
+            await self._dial(call, ring, Ringing(leg, leg.address))
+        await self._ring_check(call, ring)
+
+    async def _dial(self, call: CallRecord, ring: RingSet, ringing: Ringing,
+                    attempt: OutsideAttempt | None = None) -> None:
+        """Dial one engine leg for the ring step."""
+        call.dialled_legs += 1
+        out = f"{call.call_id[:8]}-{call.dialled_legs}"
+        # Claim the leg id before dialling: a fast far end answers before the dial
+        # command's result is back on this loop.
+        call.ringing[out] = ringing.uri
+        call.rang.append(ringing.uri)
+        ring.live[out] = ringing
+        self._by_leg[out] = call.call_id
+        try:
+            await self.engine.dial(ringing.uri, leg_id=out,
+                                   headers=dict(attempt.headers) if attempt else None)
+        except EngineError as exc:
+            log.warning("call %s: dialling %s failed: %s", call.call_id, ringing.uri, exc)
+            call.ringing.pop(out, None)
+            ring.live.pop(out, None)
+            self._by_leg.pop(out, None)
+            ring.codes.append(500)
+            call.failures.append(500)
+
+    async def _stop_leg(self, call: CallRecord, ring: RingSet, leg: Leg) -> None:
+        """A leg's window closed: stop ringing it (the next member may start)."""
+        if call.ring is not ring or call.answered_leg is not None:
+            return
+        for out in ring.legs_of(leg):
+            ring.live.pop(out, None)
+            call.ringing.pop(out, None)
+            self._by_leg.pop(out, None)
+            await self._safe_hangup(out)
+        await self._ring_check(call, ring)
+
+    async def _ring_check(self, call: CallRecord, ring: RingSet) -> None:
+        """Start the next member early, or end the step when nothing rings any more."""
+        if call.ring is not ring or call.answered_leg is not None:
+            return
+        early = ring.next_early()
+        if early is not None:
+            await self._start_leg(call, ring, early)
+            return
+        outcome = ring.outcome()
+        if outcome is not None:
+            await self._step_done(call, ring, outcome)
+
+    async def _ring_timeout(self, call: CallRecord, ring: RingSet) -> None:
+        if call.ring is ring and call.answered_leg is None:
+            await self._step_done(call, ring, NoAnswer())
+
+    async def _step_done(self, call: CallRecord, ring: RingSet, event: Event) -> None:
+        """The ring step ended unanswered: stop what still rings, take the plan's next step."""
+        self._end_ring(call)
+        for out in list(ring.live):
+            await self._safe_hangup(out)
+        if call.plan is not None:
+            call.plan = routing.next_step(call.plan, event)
+        await self._advance(call)
+
+    def _end_ring(self, call: CallRecord) -> None:
+        """Forget the ring step (timers off; its legs' late events are ignored)."""
+        ring = call.ring
+        if ring is None:
+            return
+        ring.cancel()
+        call.ring = None
+        for out in ring.live:
+            call.ringing.pop(out, None)
+            self._by_leg.pop(out, None)
+
+    def _ringing_call(self, picker: str, feature: FeatureCall) -> CallRecord | None:
+        """The oldest unanswered call this pickup may take."""
+        candidates = [
+            call for call in self._calls.values()
+            if call.answered_leg is None and call.disposition is None and call.ringing
+            and (call.dialled == feature.target if feature.feature is Feature.DIRECTED_PICKUP
+                 else self.directory.same_group(picker, call.dialled))]
+        return min(candidates, key=lambda c: c.started_at, default=None)
+
+    async def _pickup(self, leg: LegInfo, feature: FeatureCall) -> None:
+        """Answer a call ringing elsewhere on the phone that dialled the pickup code."""
+        picker = self.directory.owner_of(leg.headers.get("x-pbx-device", ""))
+        if picker is None:
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id, 403, "Pickup is for desk phones")
+            return
+        call = self._ringing_call(picker, feature)
+        if call is None:
+            log.info("pickup by %s (%s): nothing ringing", picker, feature.feature.value)
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id, 404, "Nothing to pick up")
+            return
+        log.info("call %s to %s picked up by %s", call.call_id, call.dialled, picker)
+        self._by_leg[leg.leg_id] = call.call_id
+        call.answered_leg = leg.leg_id
+        call.answered_at = self._now()
+        call.answered_contact = leg.remote_uri
+        call.answered_extension = picker
+        call.rang.append(leg.remote_uri)
+        self.presence.answered(call.call_id, picker)
+        ringing = list(call.ringing)
+        self._end_ring(call)
+        call.ringing.clear()
+        if call.plan is not None:
+            call.plan = routing.next_step(call.plan, Answered(picker))
+        for out in ringing:
+            await self._safe_hangup(out)
+        await self._safe(self.engine.answer(leg.leg_id, 200))
+        await self._safe(self.engine.answer(call.inbound_leg, 200))
+        await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id,
+                                            self._recording_path(call)))
+
+    def _recording_path(self, call: CallRecord) -> str | None:
+        """Where this call is recorded (both parties mixed), or None."""
+        if self.data_dir is None or not self.directory.records(call.dialled):
+            return None
+        day = (call.answered_at or call.started_at).strftime("%Y/%m/%d")
+        relative = f"recordings/{day}/{call.call_id}.wav"
+        (self.data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        call.recording = relative
+        return str(self.data_dir / relative)
+
+    async def _inbound_changed(self, call: CallRecord, leg: LegInfo) -> None:
+        if leg.state is not LegState.DISCONNECTED:
+            return
+        # Decide the record before awaiting anything: the other legs' events
+        # arrive while we hang them up.
+        if call.disposition is None:
+            call.disposition = (Disposition.ANSWERED if call.answered_at
+                                else Disposition.CANCELLED)
+            call.hangup_side = "caller" if leg.hangup_side == "remote" else "system"
+            call.sip_code = 200 if call.answered_at else 487
+        others = list(call.ringing) + ([call.answered_leg] if call.answered_leg else [])
+        if call.ring is not None and call.plan is not None:
+            call.plan = routing.next_step(call.plan, CallerHungUp())
+        self._finish(call)
+        for out in others:
+            await self._safe_hangup(out)
+
+    async def _outbound_changed(self, call: CallRecord, leg: LegInfo) -> None:
+        ring = call.ring
+        if (leg.state is LegState.CONFIRMED and call.answered_leg is None and ring is not None
+                and leg.leg_id in ring.live):
+            ringing = ring.live.pop(leg.leg_id)
+            call.answered_leg = leg.leg_id
+            call.answered_at = self._now()
+            call.answered_contact = call.ringing.pop(leg.leg_id, "")
+            who = ringing.plan_leg.extension or ringing.plan_leg.address
+            if ringing.plan_leg.extension and ringing.plan_leg.extension != call.dialled:
+                call.answered_extension = ringing.plan_leg.extension  # a department member
+            self.presence.answered(call.call_id, call.answered_extension or call.dialled)
+            others = list(ring.live)
+            self._end_ring(call)
+            if call.plan is not None:
+                call.plan = routing.next_step(call.plan, Answered(who))
+            for out in others:
+                await self._safe_hangup(out)
+            call.ringing.clear()
+            await self._safe(self.engine.answer(call.inbound_leg, 200))
+            record_to = self._recording_path(call)
+            await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id, record_to))
+            return
+        if leg.state is LegState.CONFIRMED and leg.leg_id != call.answered_leg:
+            # Answered in the same instant as another phone or a pickup: too late.
+            self._by_leg.pop(leg.leg_id, None)
+            await self._safe_hangup(leg.leg_id)
+            return
+        if leg.state is not LegState.DISCONNECTED:
+            return
+        self._by_leg.pop(leg.leg_id, None)
+        if leg.leg_id == call.answered_leg:
+            if call.disposition is None:
+                call.disposition = Disposition.ANSWERED
+                call.hangup_side = "callee" if leg.hangup_side == "remote" else "system"
+                call.sip_code = 200
+            await self._safe_hangup(call.inbound_leg)
+            return
+        if leg.leg_id in call.ringing:
+            call.ringing.pop(leg.leg_id)
+            failed = ring.live.pop(leg.leg_id, None) if ring is not None else None
+            code = leg.sip_code
+            if failed is not None and failed.rest and self.outside.failover(code):
+                # The line failed, not the callee: the next line the route allows.
+                nxt, *rest = failed.rest
+                log.info("call %s: %s failed with %d, failing over to line %s",
+                         call.call_id, failed.uri, code, nxt.line)
+                assert ring is not None
+                await self._dial(call, ring, Ringing(failed.plan_leg, nxt.uri, tuple(rest)),
+                                 nxt)
+                await self._ring_check(call, ring)
+                return
+            call.failures.append(code)
+            if ring is not None:
+                ring.codes.append(code)
+                await self._ring_check(call, ring)
+
+    async def _fail(self, call: CallRecord, code: int) -> None:
+        call.disposition = disposition_for(code)
+        call.sip_code = code
+        call.hangup_side = "system"
+        self._end_ring(call)
+        await self._safe_hangup(call.inbound_leg, code)
+
+    def _finish(self, call: CallRecord) -> None:
+        if self._calls.pop(call.call_id, None) is None:
+            return
+        for leg_id in [call.inbound_leg, call.answered_leg, *call.ringing]:
+            if leg_id:
+                self._by_leg.pop(leg_id, None)
+        self._end_ring(call)
+        call.ended_at = self._now()
+        self.presence.ended(call.call_id)
+        self.calllog.finished(call)
+
+    # --- transfers ------------------------------------------------------------------
+    def _transfer_started(self, event: TransferEvent) -> None:
+        """A party of an answered call sent REFER: its call record ends, the transfer starts."""
+        call = self._calls.get(self._by_leg.get(event.transferor) or "")
+        if call is None or call.answered_leg is None:
+            log.warning("transfer from leg %s outside an answered call", event.transferor)
+            self._spawn(self._safe_hangup(event.new_leg))
+            return
+        by_callee = event.transferor == call.answered_leg
+        transferee = call.inbound_leg if by_callee else call.answered_leg
+        transfer = Transfer(
+            transferee=transferee, transferor=event.transferor, target_leg=event.new_leg,
+            target=event.target,
+            caller=call.caller if by_callee else call.answered_contact)
+        call.disposition = Disposition.ANSWERED
+        call.hangup_side = "callee" if by_callee else "caller"
+        call.sip_code = 200
+        call.transferred_to = event.target
+        self._finish(call)
+        # The transferee is still on the phone: its busy lamp stays lit through the transfer.
+        transferee_ext: str | None
+        if by_callee:
+            transferee_ext = (self.directory.owner_of(call.caller_device)
+                              if call.caller_device else None)
+        else:
+            transferee_ext = call.answered_extension or call.dialled
+        if transferee_ext:
+            transfer.lamp = transferee_ext
+            self.presence.ringing(transfer.presence_id, transferee_ext)
+            self.presence.answered(transfer.presence_id, transferee_ext)
+        for leg_id in transfer.legs():
+            self._transfers[leg_id] = transfer
+        log.info("call %s: %s transfers %s to %s", call.call_id, event.transferor,
+                 transferee, event.target)
+        self._spawn(self._safe(self.engine.play(transferee, "ringback")))
+
+    def _transfer_changed(self, transfer: Transfer, leg: LegInfo) -> None:
+        if leg.leg_id == transfer.target_leg and leg.sip_call_id:
+            transfer.target_call_id = leg.sip_call_id
+        actions = transfer.step(leg.leg_id, leg.state)
+        if leg.state is LegState.DISCONNECTED:
+            self._transfers.pop(leg.leg_id, None)
+            if leg.leg_id == transfer.transferee and transfer.lamp:
+                self.presence.ended(transfer.presence_id)
+        for action in actions:
+            if isinstance(action, Bridge):
+                self._spawn(self._safe(self.engine.bridge(action.a, action.b)))
+            else:
+                self._spawn(self._safe_hangup(action.leg))
+
+    def _replaced(self, event: ReplacedEvent) -> None:
+        """An attended transfer's INVITE with Replaces took over a leg of a call."""
+        call = self._calls.get(self._by_leg.pop(event.old_leg, "") or "")
+        if call is None:
+            return
+        if call.inbound_leg == event.old_leg:
+            call.inbound_leg = event.new_leg
+        elif call.answered_leg == event.old_leg:
+            call.answered_leg = event.new_leg
+        self._by_leg[event.new_leg] = call.call_id
+
+    async def shutdown(self) -> None:
+        """Stop taking calls, hang up every call and complete its record."""
+        self.accepting = False
+        for call in list(self._calls.values()):
+            if call.disposition is None:
+                # An answered call cut by shutdown was still answered; one
+                # still ringing never got its outcome.
+                call.disposition = (Disposition.ANSWERED if call.answered_at
+                                    else Disposition.INTERRUPTED)
+                call.hangup_side = "system"
+            for out in list(call.ringing):
+                await self._safe_hangup(out)
+            if call.answered_leg:
+                await self._safe_hangup(call.answered_leg)
+            await self._safe_hangup(call.inbound_leg, 503)
+            self._finish(call)
+
+    async def _safe_hangup(self, leg_id: str, code: int = 0, reason: str = "") -> None:
+        await self._safe(self.engine.hangup(leg_id, code, reason))
+
+    async def _safe(self, aw: Awaitable[None]) -> None:
+        try:
+            await aw
+        except EngineError as exc:
+            # Legs vanish under us all the time (the far end hung up first).
+            log.debug("engine command failed: %s", exc)
