@@ -58,7 +58,7 @@ class NoOutside:
 
     def route(self, number: str, *, extension: str | None, line: str | None) -> OutsideRoute:
         """Always refused: no line can carry the call."""
-        return OutsideRoute(refusal=503, reason="no outside lines")
+        return OutsideRoute(refusal=404, reason="no outbound route (no lines)")
 
     def failover(self, code: int) -> bool:
         """Never: there is no next line."""
