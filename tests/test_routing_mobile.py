@@ -220,3 +220,22 @@ def test_legs_only_move_forward_and_final_states_stay(confirm: bool,
         if nxt.state is LegState.CONFIRMING:
             assert confirm
         current = nxt
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["101", "102", "103", "104", "105", "999"]),
+       st.dictionaries(st.sampled_from(["sim-mts", "sim-mega", "sim-bee", "trunk", "fxo"]),
+                       st.fixed_dictionaries({}, optional={
+                           "up": st.booleans(), "busy": st.booleans(),
+                           "free_channels": st.integers(-1, 2),
+                           "signal": st.integers(0, 99)})),
+       st.one_of(st.none(), st.integers(0, 60)))
+def test_forward_plans_never_share_a_sim(extension: str, lines: dict[str, dict[str, object]],
+                                         after: int | None) -> None:
+    fwd = plan_forward(extension, SNAP, lines, after=after)
+    firsts = [leg.plan.current.line for leg in fwd.legs if leg.plan.current is not None]
+    assert len(firsts) == len(fwd.legs)  # every leg has something to dial
+    sims = [line for line in firsts if SNAP.lines[line].kind == "sim"]
+    assert len(sims) == len(set(sims))
+    assert len(fwd.legs) + len(fwd.skipped) == (len(SNAP.employees[extension].mobiles)
+                                                if fwd.after is not None else 0)

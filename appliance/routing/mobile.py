@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .outbound import OutboundPlan, RotationState, next_attempt, plan_outbound
-from .snapshot import Snapshot
+from .snapshot import Line, Snapshot
 
 CONFIRM_DIGIT = "1"
 CONFIRM_TIMEOUT = 10.0  # seconds a mobile has to press 1 after it answered
@@ -105,20 +105,23 @@ def plan_forward(extension: str, snapshot: Snapshot, line_status: Mapping[str, A
             skipped.append((mobile, plan.reason or plan.kind))
             continue
         rotation = plan.rotation
-        status[plan.current.line] = _taken(status.get(plan.current.line))
+        line = snapshot.lines[plan.current.line]  # plans only use configured lines
+        status[line.key] = _taken(status.get(line.key), line)
         legs.append(MobileLeg(extension, mobile, float(delay), plan, confirm))
     return MobileForward(extension, float(delay), tuple(legs), tuple(skipped), rotation,
                          reason=f"mobiles after {delay} s")
 
 
-def _taken(raw: object) -> dict[str, Any]:
+def _taken(raw: object, line: Line) -> dict[str, Any]:
     """A line's status after one more call was given to it."""
     status = dict(raw) if isinstance(raw, Mapping) else {}
+    if line.kind == "sim":
+        status["busy"] = True  # one call at a time
+        return status
     free = status.get("free_channels")
-    if isinstance(free, int) and not isinstance(free, bool):
-        status["free_channels"] = free - 1
-    else:
-        status["busy"] = True  # a SIM line (or one that does not count channels)
+    if not isinstance(free, int) or isinstance(free, bool):
+        free = line.channels  # the manager does not count them: the configured number
+    status["free_channels"] = free - 1
     return status
 
 
