@@ -376,6 +376,9 @@ def test_emergency_caller_id_is_never_withheld() -> None:
     ({"up": "yes"}, "sim", "down"),
     ({"up": True, "busy": 1}, "sim", None),
     ({"up": True, "signal": "strong"}, "sim", None),
+    ({"up": True, "free_channels": float("nan")}, "sip_trunk", None),
+    ({"up": True, "free_channels": float("-inf")}, "sip_trunk", None),
+    ({"up": True, "free_channels": 0.0}, "sip_trunk", "busy"),
     (None, "sim", "no status reported"),
     ("up", "sim", "no status reported"),
 ])

@@ -20,6 +20,7 @@ The order of decisions in `plan_outbound`:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -66,7 +67,7 @@ class LineStatus:
             value = raw.get(key)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return None
-            return int(value)
+            return int(value) if math.isfinite(value) else None
 
         registered = raw.get("registered")
         return cls(up=raw.get("up") is True, busy=raw.get("busy") is True,
