@@ -157,8 +157,12 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE devices SET auth = 'md5' WHERE id = (SELECT min(id) FROM devices)")
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    db.execute("UPDATE employees SET confirm_mobile = 1 WHERE id = (SELECT min(id) FROM employees)")
+
+
 SAMPLES: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8,
 }
 
 

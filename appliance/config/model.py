@@ -164,6 +164,9 @@ class Employee(ConfigModel):
     call_waiting: bool = True
     recording: RecordingPolicy = "default"
     allowed_routes: list[RouteClass] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
+    # A mobile that answers must press 1 before it gets the call, so that the mobile's own
+    # voicemail (which answers too) cannot swallow it.
+    confirm_mobile: bool = False
     enabled: bool = True
 
     @field_serializer("ring_mobile_after")
@@ -499,6 +502,8 @@ class BoxSettings(ConfigModel):
     name: Name = "Office PBX"
     time_zone: TimeZoneName = "Europe/Moscow"
     country: str = Field(default="RU", pattern=r"^[A-Z]{2}$")
+    # The box's own area code ('495'): short local numbers dialled without it get it added.
+    area_code: str | None = Field(default=None, pattern=r"^[0-9]{1,5}$")
     language: Literal["ru", "en"] = "ru"
     sip_realm: str = Field(default="office-pbx", pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")
     day_night: Literal["auto", "day", "night"] = "auto"

@@ -154,6 +154,7 @@ def _employees(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "allowed_routes": [c for c in ("internal", "local", "mobile", "long_distance",
                                            "international", "emergency", "service", "premium")
                                if c in allowed],
+            "confirm_mobile": _bool(r["confirm_mobile"]),
             "enabled": _bool(r["enabled"])}))
         out[-1]["ring_mobile_after"] = r["ring_mobile_after_s"]
     return out

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError, Problem
 from .model import BoxConfig, Destination
-from .types import WEEKDAYS, period_minutes
+from .types import WEEKDAYS, compile_dial_pattern, period_minutes
 
 _NAMES = {
     "employee": "employee with extension",
@@ -63,6 +63,7 @@ def cross_problems(cfg: BoxConfig) -> list[Problem]:
     _schedules(cfg, idx)
     _loops(cfg, idx)
     _dead_ends(cfg, idx)
+    _outbound(cfg, idx)
     return idx.problems
 
 
@@ -400,3 +401,77 @@ def _dead_ends(cfg: BoxConfig, idx: _Index) -> None:
         reason = why_not(dest, frozenset())
         if reason is not None:
             idx.problems.append(Problem(path, f"calls sent here would end nowhere: {reason}"))
+
+
+_DIAL_FORMATS = ("e164", "national", "as_dialled")
+
+
+def _outbound(cfg: BoxConfig, idx: _Index) -> None:
+    """Outbound routes, caller ID rules and emergency numbers (route lines are checked by
+    `_references`)."""
+    # Imported here: the routing package imports the configuration model, not the reverse.
+    from ..routing.numbers import GSM_EMERGENCY, emergency_numbers
+
+    for i, employee in enumerate(cfg.employees):
+        if employee.extension in GSM_EMERGENCY:
+            idx.problems.append(Problem(
+                f"employees[{i}].extension",
+                f"{employee.extension} is an emergency number: dialling it must reach "
+                f"emergency services, not a desk phone"))
+    lines = {line.key: line for line in cfg.lines}
+    codes = sorted(emergency_numbers(cfg.box.country))
+    for i, route in enumerate(cfg.outbound_routes):
+        path = f"outbound_routes[{i}]"
+        regex = compile_dial_pattern(route.pattern)
+        fixed, open_tail = _fixed_length(route.pattern)
+        if route.strip > fixed or (route.strip == fixed and route.strip and not open_tail):
+            idx.problems.append(Problem(
+                f"{path}.strip", f"strips {route.strip} characters but pattern "
+                f"{route.pattern!r} fixes only {fixed}: the stripped part would be digits of "
+                f"the number itself, or all of it"))
+        if route.route_class != "emergency":
+            continue
+        caught = [c for c in codes if regex.fullmatch(c)]
+        if not caught:
+            idx.problems.append(Problem(
+                f"{path}.pattern", f"an emergency route whose pattern matches no emergency "
+                f"number ({', '.join(codes)})"))
+        if not route.enabled:
+            idx.problems.append(Problem(
+                f"{path}.enabled", "an emergency route cannot be disabled (remove it instead: "
+                "emergency calls then go out through any line)"))
+        if route.lines and all(k in lines and not lines[k].enabled for k in route.lines):
+            idx.problems.append(Problem(
+                f"{path}.lines", "every line of this emergency route is disabled"))
+    for i, line in enumerate(cfg.lines):
+        fmt = line.options.get("dial_format")
+        if fmt is not None and fmt not in _DIAL_FORMATS:
+            idx.problems.append(Problem(
+                f"lines[{i}].options.dial_format",
+                f"{fmt!r}: use one of {', '.join(_DIAL_FORMATS)}"))
+    regions = any(n.region for n in cfg.numbers)
+    for i, rule in enumerate(cfg.caller_id_rules):
+        if rule.mode == "callee_region" and not regions:
+            idx.problems.append(Problem(
+                f"caller_id_rules[{i}].mode", "'callee_region' needs numbers with a `region` "
+                "(their area code)"))
+
+
+def _fixed_length(pattern: str) -> tuple[int, bool]:
+    """Characters a dial pattern fixes before its open tail ('.' or '!'), and whether it
+    has such a tail (`9.` -> (1, True), `+7XXXXXXXXXX` -> (12, False))."""
+    body = pattern.removeprefix("+")
+    count = 1 if pattern.startswith("+") else 0
+    open_tail = body.endswith((".", "!"))
+    if open_tail:
+        body = body[:-1]
+    depth = 0
+    for ch in body:
+        if ch == "[":
+            depth += 1
+            count += 1
+        elif ch == "]":
+            depth -= 1
+        elif depth == 0:
+            count += 1
+    return count, open_tail

@@ -73,6 +73,13 @@ _Dumper.add_representer(str, _str)
 def config_to_yaml(cfg: BoxConfig) -> str:
     """Render a configuration as YAML (no secrets; stable output)."""
     data = cfg.model_dump(mode="json", exclude_none=True)
+    # exclude_none drops `ring_mobile_after: never` (None inside) before its serializer runs,
+    # and a file without it means the default of 10 s: put 'never' back in its place.
+    for employee, dumped in zip(cfg.employees, data.get("employees", []), strict=True):
+        if employee.ring_mobile_after is None:
+            dumped["ring_mobile_after"] = "never"
+            order = [k for k in type(employee).model_fields if k in dumped]
+            dumped.update({k: dumped.pop(k) for k in order})
     body = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100,
                      default_flow_style=False)
     return HEADER + body

@@ -9,15 +9,17 @@ in by the caller, because they live in the edge and the runner, not in SQLite.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
-from ..config.model import BoxConfig
+from ..config.model import DEFAULT_ROUTES, BoxConfig
 from ..config.model import Destination as ConfigDestination
 from ..config.read import read_config_data
+from ..config.types import compile_dial_pattern
 from .schedules import DayNight, Override, PublicHolidays, Schedule
 
 K = TypeVar("K")
@@ -69,6 +71,8 @@ class Employee:
     call_waiting: bool = True
     enabled: bool = True
     voicemail: str | None = None  # key of the voicemail box they own
+    allowed_routes: frozenset[str] = frozenset(DEFAULT_ROUTES)  # outbound route classes
+    confirm_mobile: bool = False  # a mobile must press 1 before it gets a forwarded call
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,73 @@ class Number:
     label: str | None = None
     repeat_caller: bool = True
     enabled: bool = True
+    region: str | None = None  # area code or region name, for "caller ID of the callee's region"
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line as outbound routing sees it (its live state is passed in separately)."""
+
+    key: str
+    kind: str  # 'sim', 'sip_trunk', 'fxo_gateway'
+    name: str = ""
+    enabled: bool = True
+    operator: str | None = None
+    cost_per_minute: float | None = None
+    channels: int = 1
+    # How numbers are handed to the line: 'e164', 'national' or 'as_dialled' ('' = the
+    # kind's default: E.164 for SIMs, as dialled for trunks and gateways). options.dial_format.
+    dial_format: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundRoute:
+    """An outbound route: a dial pattern, its class, its lines and how to choose among them."""
+
+    key: str
+    pattern: str
+    route_class: str
+    lines: tuple[str, ...]
+    name: str = ""
+    line_choice: str = "pattern_order"
+    failover: bool = True
+    strip: int = 0
+    prepend: str = ""
+    enabled: bool = True
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Compile the pattern once per snapshot, not once per call."""
+        if self.regex is None:
+            object.__setattr__(self, "regex", _compiled(self.pattern))
+
+    def matches(self, number: str) -> bool:
+        """Whether the whole of `number` matches the route's pattern."""
+        return self.regex is not None and self.regex.fullmatch(number) is not None
+
+
+@dataclass(frozen=True)
+class CallerIdRule:
+    """Which number the callee sees (first matching rule wins)."""
+
+    mode: str  # line_number, fixed, callee_region, previous_contact, withheld
+    pattern: str | None = None
+    route: str | None = None
+    number: str | None = None
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Compile the pattern once per snapshot."""
+        if self.regex is None and self.pattern is not None:
+            object.__setattr__(self, "regex", _compiled(self.pattern))
+
+
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    # A pattern that fails to compile (a hand-edited database) matches nothing.
+    try:
+        return compile_dial_pattern(pattern)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -241,6 +312,7 @@ class Snapshot:
 
     time_zone: str = "Europe/Moscow"
     country: str = "RU"
+    area_code: str | None = None
     day_night: DayNight = "auto"
     employees: Mapping[str, Employee] = field(default_factory=_empty)
     departments: Mapping[str, Department] = field(default_factory=_empty)
@@ -257,6 +329,12 @@ class Snapshot:
     # Round-robin pointers as stored (departments.rr_last_employee_id); live ones win.
     stored_round_robin: Mapping[str, str] = field(default_factory=_empty)
     live: LiveState = LiveState()
+    lines: Mapping[str, Line] = field(default_factory=_empty)  # in configuration order
+    outbound_routes: tuple[OutboundRoute, ...] = ()
+    caller_id_rules: tuple[CallerIdRule, ...] = ()
+    # The box's number each outside party last spoke with (E.164 -> E.164), looked up
+    # beforehand from the call history or the CRM; the runner may pass just the callee's.
+    previous_contacts: Mapping[str, str] = field(default_factory=_empty)
 
     def member(self, extension: str) -> MemberState:
         """The live state of an employee (unknown: idle and not registered)."""
@@ -269,6 +347,18 @@ class Snapshot:
     def with_live(self, live: LiveState) -> Snapshot:
         """The same configuration with newer live state."""
         return replace(self, live=live)
+
+    def with_previous_contacts(self, contacts: Mapping[str, str]) -> Snapshot:
+        """The same snapshot with previous-contact lookups (callee -> our number) added."""
+        return replace(self, previous_contacts=frozen_map({**self.previous_contacts,
+                                                           **contacts}))
+
+    def internal_numbers(self) -> frozenset[str]:
+        """Every internal number: employees, departments, menus, queues, voicemail boxes."""
+        numbers = set(self.employees)
+        for items in (self.departments, self.menus, self.queues, self.voicemail):
+            numbers.update(x.extension for x in items.values() if x.extension)
+        return frozenset(numbers)
 
     def by_extension(self, extension: str) -> Dest | None:
         """What an internal number reaches (employee, department, menu or queue)."""
@@ -323,7 +413,8 @@ def snapshot_from_config(cfg: BoxConfig, *, live: LiveState | None = None,
             static=any(d.enabled and d.static_contact is not None for d in e.devices),
             mobiles=tuple(e.mobiles), dnd=e.dnd, ring_mobile_after=e.ring_mobile_after,
             no_answer_timeout=e.no_answer_timeout, call_waiting=e.call_waiting,
-            enabled=e.enabled, voicemail=owners.get(e.extension)))
+            enabled=e.enabled, voicemail=owners.get(e.extension),
+            allowed_routes=frozenset(e.allowed_routes), confirm_mobile=e.confirm_mobile))
             for e in cfg.employees),
         departments=frozen_map((d.key, Department(
             key=d.key, name=d.name, extension=d.extension, strategy=d.strategy,
@@ -367,7 +458,7 @@ def snapshot_from_config(cfg: BoxConfig, *, live: LiveState | None = None,
             for s in cfg.schedules),
         numbers=frozen_map((n.number, Number(
             number=n.number, flow=n.flow, line=n.line, label=n.label,
-            repeat_caller=n.repeat_caller, enabled=n.enabled))
+            repeat_caller=n.repeat_caller, enabled=n.enabled, region=n.region))
             for n in cfg.numbers),
         blacklist=frozen_map((b.number, Blocked(b.number, b.reason, expiry.get(b.number)))
                              for b in cfg.blacklist),
@@ -383,6 +474,21 @@ def snapshot_from_config(cfg: BoxConfig, *, live: LiveState | None = None,
             default=_dest(cfg.repeat_caller.default)),
         stored_round_robin=frozen_map(round_robin or {}),
         live=live or LiveState(),
+        area_code=cfg.box.area_code,
+        lines=frozen_map((line.key, Line(
+            key=line.key, kind=line.kind, name=line.name, enabled=line.enabled,
+            operator=line.operator, cost_per_minute=line.cost_per_minute,
+            channels=1 if line.kind == "sim" else line.channels,
+            dial_format=str(line.options.get("dial_format") or "")))
+            for line in cfg.lines),
+        outbound_routes=tuple(OutboundRoute(
+            key=r.key, name=r.name, pattern=r.pattern, route_class=r.route_class,
+            line_choice=r.line_choice, lines=tuple(r.lines), failover=r.failover,
+            strip=r.strip, prepend=r.prepend, enabled=r.enabled)
+            for r in cfg.outbound_routes),
+        caller_id_rules=tuple(CallerIdRule(mode=c.mode, pattern=c.pattern, route=c.route,
+                                           number=c.number)
+                              for c in cfg.caller_id_rules),
     )
 
 
