@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from .edge.firewall import Firewall, NullFirewall, open_firewall
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
 from .engine import Engine, EngineConfig, EngineError
+from .outside import OutboundRouting, SipLineTargets
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
@@ -60,6 +61,8 @@ class Box:
         self.state = "starting"
         self._stop = asyncio.Event()
         self._cleanups: list[Cleanup] = []
+        # Who reports lines' live state (SIM lines, trunks): key -> status mapping.
+        self.line_sources: list[Callable[[], Mapping[str, dict[str, Any]]]] = []
 
     def on_shutdown(self, cleanup: Cleanup) -> None:
         """Register a cleanup; they run in reverse order at shutdown."""
@@ -124,6 +127,10 @@ class Box:
                                        data_dir=s.data_dir,
                                        presence=self.edge.subscriptions.lines,
                                        snapshot=snapshot)
+        sip_lines = SipLineTargets("127.0.0.1", s.sip_port)
+        self.switchboard.outside = OutboundRouting(
+            lambda: self.switchboard.snapshot if self.switchboard else None,
+            self.line_status, {"sip_trunk": sip_lines, "fxo_gateway": sip_lines})
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
@@ -157,6 +164,13 @@ class Box:
         """The routing configuration, read in one transaction."""
         assert self.db is not None
         return load_snapshot(self.db.read().conn, now=datetime.now(UTC))
+
+    def line_status(self) -> dict[str, dict[str, Any]]:
+        """Every line's live state as outbound routing reads it (up, busy, channels...)."""
+        status: dict[str, dict[str, Any]] = {}
+        for source in self.line_sources:
+            status.update(source())
+        return status
 
     def healthy(self) -> bool:
         """The watchdog's question: is the engine still polling?"""

@@ -6,15 +6,15 @@ bookkeeping between the two, kept pure so that the outcome rules are tested with
 a step ends Answered when a leg answers, Busy when every leg that was tried was busy,
 Failed when nothing else can ring, NoAnswer when its time runs out (the switchboard's timer).
 
-`OutsideRoute` is how a number outside the box is reached: the attempts, line by line, that
-outbound routing chose (failover goes to the next attempt), or the reason it may not go out.
+`OutsideRoute` is how a number outside the box is reached: the attempt on the line outbound
+routing chose (`Outside.failover` gives the next one), or the reason it may not go out.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .routing.plan import Busy, Event, Failed, Leg, Ring
 
@@ -34,22 +34,23 @@ class OutsideAttempt:
 
 @dataclass(frozen=True)
 class OutsideRoute:
-    """How to reach an outside number: attempts in failover order, or why not (refusal)."""
+    """The way out for a number now: the attempt to dial, or why nothing is (refusal)."""
 
-    attempts: tuple[OutsideAttempt, ...] = ()
-    refusal: int = 0  # a SIP code when the call may not go out (403, 404, 503)
+    attempt: OutsideAttempt | None = None
+    refusal: int = 0  # the caller's answer when nothing is dialled (403, 404, 503)
     reason: str = ""
+    plan: Any = None  # what outbound routing needs to fail over (opaque here)
 
 
 class Outside(Protocol):
     """Outbound routing as the switchboard uses it."""
 
     def route(self, number: str, *, extension: str | None, line: str | None) -> OutsideRoute:
-        """The attempts for `number` dialled by `extension` (None: the box itself)."""
+        """The first attempt for `number` dialled by `extension` (None: the box itself)."""
         ...
 
-    def failover(self, code: int) -> bool:
-        """Whether a failed attempt with this SIP code goes on to the next line."""
+    def failover(self, route: OutsideRoute, code: int) -> OutsideRoute:
+        """After the attempt failed with `code`: the next line, or the caller's answer."""
         ...
 
 
@@ -60,9 +61,9 @@ class NoOutside:
         """Always refused: no line can carry the call."""
         return OutsideRoute(refusal=404, reason="no outbound route (no lines)")
 
-    def failover(self, code: int) -> bool:
+    def failover(self, route: OutsideRoute, code: int) -> OutsideRoute:
         """Never: there is no next line."""
-        return False
+        return OutsideRoute(refusal=code, reason="no other line")
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Ringing:
 
     plan_leg: Leg
     uri: str
-    rest: tuple[OutsideAttempt, ...] = ()
+    route: OutsideRoute | None = None  # for an outside number: what it may fail over with
 
 
 @dataclass

@@ -13,6 +13,7 @@ import yaml
 from appliance.config.yamlio import parse_config
 from appliance.engine import LegEvent, LegInfo, LegState
 from appliance.engine.events import Direction
+from appliance.outside import OutboundRouting, SipLineTargets
 from appliance.ringing import OutsideAttempt, OutsideRoute
 from appliance.routing.snapshot import snapshot_from_config
 from appliance.switchboard import Disposition, Switchboard
@@ -51,18 +52,24 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 class Outside:
-    """Outbound routing as a table: number -> attempts, or a refusal."""
+    """Outbound routing as a table: number -> attempts in failover order, or a refusal."""
 
-    def __init__(self, routes: dict[str, OutsideRoute]) -> None:
+    def __init__(self, routes: dict[str, tuple[OutsideAttempt, ...] | int]) -> None:
         self.routes = routes
         self.asked: list[tuple[str, str | None]] = []
 
     def route(self, number: str, *, extension: str | None, line: str | None) -> OutsideRoute:
         self.asked.append((number, extension))
-        return self.routes.get(number, OutsideRoute(refusal=404, reason="no route"))
+        found = self.routes.get(number, 404)
+        if isinstance(found, int):
+            return OutsideRoute(refusal=found, reason="refused")
+        return OutsideRoute(attempt=found[0], plan=found[1:])
 
-    def failover(self, code: int) -> bool:
-        return code in (503, 0, 500)
+    def failover(self, route: OutsideRoute, code: int) -> OutsideRoute:
+        rest = route.plan
+        if code in (503, 0, 500) and rest:
+            return OutsideRoute(attempt=rest[0], plan=rest[1:], reason="next line")
+        return OutsideRoute(refusal=code, reason="not a line problem")
 
 
 class Phones(Directory):
@@ -163,10 +170,9 @@ async def test_a_step_not_built_yet_is_said_in_the_record() -> None:
 
 
 async def test_outside_call_uses_the_callers_permissions_and_fails_over() -> None:
-    routes = {"89161234567": OutsideRoute(attempts=(
+    outside = Outside({"89161234567": (
         OutsideAttempt("sip:+79161234567@box", "sim1", {"X-PBX-Line": "sim1"}),
-        OutsideAttempt("sip:+79161234567@box", "trunk1", {"X-PBX-Line": "trunk1"})))}
-    outside = Outside(routes)
+        OutsideAttempt("sip:+79161234567@box", "trunk1", {"X-PBX-Line": "trunk1"}))})
     _sb, eng, log = make(outside)
     incoming(eng, "A1", "89161234567", x_pbx_device="102")
     await settle()
@@ -187,7 +193,7 @@ async def test_outside_call_uses_the_callers_permissions_and_fails_over() -> Non
 
 
 async def test_a_refused_outside_call_gets_the_refusal_code() -> None:
-    outside = Outside({"810441234567890": OutsideRoute(refusal=403, reason="not allowed")})
+    outside = Outside({"810441234567890": 403})
     _sb, eng, _log = make(outside)
     incoming(eng, "A1", "810441234567890", x_pbx_device="102")
     await settle()
@@ -196,8 +202,8 @@ async def test_a_refused_outside_call_gets_the_refusal_code() -> None:
 
 
 async def test_the_mobile_joins_after_its_delay() -> None:
-    outside = Outside({"+79160000101": OutsideRoute(attempts=(
-        OutsideAttempt("sip:+79160000101@box", "sim1", {"X-PBX-Line": "sim1"}),))})
+    outside = Outside({"+79160000101": (
+        OutsideAttempt("sip:+79160000101@box", "sim1", {"X-PBX-Line": "sim1"}),)})
     _sb, eng, log = make(outside)
     incoming(eng, "A1", "101", x_pbx_device="102")
     await settle()
@@ -214,3 +220,50 @@ async def test_the_mobile_joins_after_its_delay() -> None:
     [rec] = log.done
     route = json.dumps(rec.plan.explain() if rec.plan else [])
     assert "answered by 101" in route
+
+
+ROUTED = """
+version: 1
+box: {time_zone: Europe/Moscow, country: RU, area_code: "495"}
+employees:
+  - {extension: "102", name: Boris, allowed_routes: [internal, local, mobile],
+     devices: [{username: "102", password: Kx7-phone-pw-2}]}
+lines:
+  - {key: sim1, kind: sim, simulated: true}
+  - {key: trunk1, kind: sip_trunk, host: 127.0.0.1, username: office}
+  - {key: trunk2, kind: sip_trunk, host: 127.0.0.2, username: office}
+outbound_routes:
+  - {key: mobiles, pattern: "+79XXXXXXXXX", route_class: mobile,
+     lines: [sim1, trunk1, trunk2]}
+  - {key: abroad, pattern: "+X.", route_class: international, lines: [trunk1]}
+"""
+
+
+def routing_for(status: dict[str, dict[str, Any]]) -> OutboundRouting:
+    snap = snapshot_from_config(parse_config(yaml.safe_load(ROUTED)), years=[2026])
+    sip = SipLineTargets("127.0.0.1", 5060)
+    return OutboundRouting(lambda: snap, lambda: status, {"sip_trunk": sip})
+
+
+def test_outbound_routing_skips_a_line_it_cannot_dial_and_fails_over() -> None:
+    up = {"up": True, "registered": True, "free_channels": 2}
+    out = routing_for({"sim1": {"up": True, "signal": 20}, "trunk1": up, "trunk2": up})
+    first = out.route("89161234567", extension="102", line=None)
+    # No SIM driver in this box: the SIM is passed over as a line failure.
+    assert first.attempt is not None and first.attempt.line == "trunk1"
+    assert first.attempt.uri == "sip:+79161234567@127.0.0.1:5060"
+    assert first.attempt.headers["X-PBX-Line"] == "trunk1"
+    second = out.failover(first, 503)
+    assert second.attempt is not None and second.attempt.line == "trunk2"
+    # The callee being busy is not the line's fault: no third try, the caller hears busy.
+    assert out.failover(second, 486).attempt is None
+    assert out.failover(second, 486).refusal == 486
+
+
+def test_outbound_routing_refuses_what_the_employee_may_not_dial() -> None:
+    up = {"up": True, "registered": True, "free_channels": 2}
+    out = routing_for({"trunk1": up, "trunk2": up})
+    refused = out.route("810441234567890", extension="102", line=None)
+    assert refused.attempt is None and refused.refusal == 403
+    hinted = out.route("+79161234567", extension="102", line="trunk2").attempt
+    assert hinted is not None and hinted.line == "trunk2"

@@ -333,15 +333,15 @@ class Switchboard:
             caller_ext = (self.directory.owner_of(call.caller_device)
                           if call.direction == "outbound" else None)
             route = self.outside.route(leg.address, extension=caller_ext, line=leg.line)
-            if not route.attempts:
+            if route.attempt is None:
                 code = route.refusal or 503
                 log.info("call %s: %s cannot go out: %s (%d)", call.call_id, leg.address,
                          route.reason, code)
                 ring.codes.append(code)
                 call.failures.append(code)
             else:
-                first, *rest = route.attempts
-                await self._dial(call, ring, Ringing(leg, first.uri, tuple(rest)), first)
+                await self._dial(call, ring, Ringing(leg, route.attempt.uri, route),
+                                 route.attempt)
         else:
             await self._dial(call, ring, Ringing(leg, leg.address))
         await self._ring_check(call, ring)
@@ -526,16 +526,18 @@ class Switchboard:
             call.ringing.pop(leg.leg_id)
             failed = ring.live.pop(leg.leg_id, None) if ring is not None else None
             code = leg.sip_code
-            if failed is not None and failed.rest and self.outside.failover(code):
-                # The line failed, not the callee: the next line the route allows.
-                nxt, *rest = failed.rest
-                log.info("call %s: %s failed with %d, failing over to line %s",
-                         call.call_id, failed.uri, code, nxt.line)
-                assert ring is not None
-                await self._dial(call, ring, Ringing(failed.plan_leg, nxt.uri, tuple(rest)),
-                                 nxt)
-                await self._ring_check(call, ring)
-                return
+            if failed is not None and failed.route is not None:
+                nxt = self.outside.failover(failed.route, code)
+                if nxt.attempt is not None:
+                    # The line failed, not the callee: the next line the route allows.
+                    log.info("call %s: %s failed with %d, failing over to line %s (%s)",
+                             call.call_id, failed.uri, code, nxt.attempt.line, nxt.reason)
+                    assert ring is not None
+                    await self._dial(call, ring, Ringing(failed.plan_leg, nxt.attempt.uri, nxt),
+                                     nxt.attempt)
+                    await self._ring_check(call, ring)
+                    return
+                code = nxt.refusal or code
             call.failures.append(code)
             if ring is not None:
                 ring.codes.append(code)
