@@ -209,6 +209,7 @@ class Box:
         self.control.route("POST", "/reload", lambda _req: self.reload())
         self.control.route("GET", "/calls", self._calls)
         self.control.route("GET", "/bans", self._bans)
+        self.control.route("POST", "/bans/remove", self._unban)
         self.control.route("GET", "/registrations", self._registrations)
         self.control.route("GET", "/subscriptions", self._subscriptions)
         self.control.route("GET", "/legs", self._legs)
@@ -290,6 +291,15 @@ class Box:
         assert self.edge is not None
         return [{"host": b.host, "until": b.until, "reason": b.reason}
                 for b in self.edge.guard.bans()]
+
+    async def _unban(self, req: Request) -> dict[str, Any]:
+        body = req.body
+        if not isinstance(body, dict) or not isinstance(body.get("host"), str) \
+                or not 0 < len(body["host"]) <= MAX_EXT_FIELD:
+            raise BadRequest("POST /bans/remove takes {\"host\": \"<address>\"}")
+        assert self.edge is not None
+        host = body["host"].strip()
+        return {"host": host, "lifted": self.edge.unban(host)}
 
     async def _ext_list(self, req: Request) -> list[dict[str, Any]]:
         if req.body is not None:

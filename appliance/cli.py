@@ -8,6 +8,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,6 +229,28 @@ def _phone_hint(s: Settings, username: str, realm: str, password: str | None) ->
     print(f"  realm:              {realm}   (most phones learn it from the box)")
 
 
+def cmd_bans(args: argparse.Namespace) -> int:
+    """List the addresses the SIP edge has banned, or lift one ban."""
+    from .control import ControlError, call
+
+    s = _settings(args)
+    try:
+        if args.unban:
+            result = call(s.control_socket, "POST", "/bans/remove", {"host": args.unban})
+            print(f"{args.unban}: " + ("ban lifted" if result.get("lifted") else "was not banned"))
+            return 0 if result.get("lifted") else 1
+        bans = call(s.control_socket, "GET", "/bans")
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    if not bans:
+        print("no bans")
+    for ban in bans:
+        left = max(0, int(ban["until"] - time.time()))
+        print(f"{ban['host']:<40} {left:>6} s left  {ban['reason']}")
+    return 0
+
+
 def cmd_ext_list(args: argparse.Namespace) -> int:
     """List the extensions and their devices."""
     from .extensions import list_extensions
@@ -409,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     ext_rm.set_defaults(func=cmd_ext_remove)
 
     sub.add_parser("reload", help="reload the running engine").set_defaults(func=cmd_reload)
+    bans = sub.add_parser("bans", help="addresses the SIP edge has banned")
+    bans.add_argument("--unban", metavar="HOST", help="lift the ban on this address")
+    bans.set_defaults(func=cmd_bans)
     st = sub.add_parser("status", help="state of the running engine")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)

@@ -107,8 +107,20 @@ def test_a_password_guesser_is_banned_while_phones_keep_working(
         assert answers[-1] is None
         bans = control(settings.control_socket, "GET", "/bans")
         assert [b["host"] for b in bans] == ["127.0.0.2"]
+        listed = pbx(settings, "bans")
+        assert listed.returncode == 0 and "127.0.0.2" in listed.stdout
         phone = desk_phone(settings, "101", "Kx7-desk-alpha")
         phone.wait(registered(phone))
+        # The admin lifts the ban: the address is answered again.
+        lifted = pbx(settings, "bans", "--unban", "127.0.0.2")
+        assert lifted.returncode == 0 and "ban lifted" in lifted.stdout, lifted
+        assert control(settings.control_socket, "GET", "/bans") == []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+            attacker.bind(("127.0.0.2", 0))
+            attacker.settimeout(1.0)
+            answer = _register_attempt(attacker, settings.sip_port, 20)
+        assert answer is not None and b" 401 " in answer
+        assert pbx(settings, "bans", "--unban", "127.0.0.2").returncode == 1
     finally:
         if phone is not None:
             phone.close()
