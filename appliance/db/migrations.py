@@ -16,6 +16,7 @@ from .schema import (
     m0005_integration,
     m0006_registrations,
     m0007_device_auth,
+    m0008_sms_lines,
 )
 
 
@@ -57,6 +58,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "integration_admin", m0005_integration.apply),
     Migration(6, "registrations", m0006_registrations.apply),
     Migration(7, "device_auth", m0007_device_auth.apply),
+    Migration(8, "sms_lines", m0008_sms_lines.apply),
 )
 
 _TABLE = "schema_migrations"
