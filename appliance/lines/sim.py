@@ -16,11 +16,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from hw.modem import state as ms
-from hw.modem.balance import parse_balance
 from hw.modem.calls import CallInfo, Dtmf
 from hw.modem.commands import AtError, AtTimeout, PortClosed, Response
 from hw.modem.messages import UssdReply
@@ -33,11 +31,9 @@ from hw.modem.network import (
     SimStatus,
 )
 from hw.modem.profiles import Family
-from hw.modem.ussd import decode_reply
 
-from . import store
+from . import simussd
 from .base import (
-    BalanceChecked,
     Capabilities,
     DtmfReceived,
     EndedCall,
@@ -48,7 +44,6 @@ from .base import (
     LineCallState,
     LineState,
     LineStateChanged,
-    LowBalance,
     Outcome,
     backoff_delay,
 )
@@ -56,6 +51,7 @@ from .context import LineContext
 from .discovery import LineWish, ModemPort
 from .simcall import Caller, Gone, Seen, SimCall, merge, observe
 from .simsms import SmsWorker
+from .simussd import UssdResult
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +114,6 @@ class SimFailed(Exception):
     """Start-up cannot go on without a person (PIN refused, SIM blocked or missing)."""
 
 
-@dataclass(frozen=True)
-class UssdResult:
-    """A USSD answer: the decoded text and, for balance checks, the amount found."""
-
-    text: str
-    status: int
-    amount: Decimal | None = None
-    currency: str | None = None
-
-
 Released = Callable[[ModemPort, float], None]
 
 
@@ -158,7 +144,7 @@ class SimLine:
         self._suspect = asyncio.Event()
         self._wake = asyncio.Event()
         self._registered: dict[str, bool] = {}
-        self._ussd_lock = asyncio.Lock()
+        self.ussd_lock = asyncio.Lock()
         self._last_heard = ctx.clock.monotonic()
         self._stopped = False
         self._reset_timer: asyncio.Task[None] | None = None
@@ -746,74 +732,15 @@ class SimLine:
         if not resp.ok:
             raise RuntimeError(f"DTMF {digit!r} refused: {resp.final.reason}")
 
-    # -- USSD and balance --------------------------------------------------------------------
+    # -- USSD and balance (simussd) -------------------------------------------------------
 
     async def ussd(self, code: str, *, record: bool = True) -> UssdResult:
         """Send a USSD request and wait for the network's answer (stored in ussd_history)."""
-        port = self.port
-        if port is None or self._state not in (LineState.READY, LineState.IN_CALL):
-            raise RuntimeError(f"line {self.key} is {self._state.value}")
-        channel = port.channel
-        async with self._ussd_lock:
-            error: str | None = None
-            result = UssdResult("", -1)
-            with channel.watch(lambda u: isinstance(u, UssdReply)) as watch:
-                try:
-                    resp = await self.command(port.profile.ussd_command(code), 10.0)
-                    if not resp.ok:
-                        raise RuntimeError(f"the modem refused the request: "
-                                           f"{resp.final.reason}")
-                    reply = await watch.next(self.ctx.timers.ussd_timeout_s)
-                    assert isinstance(reply, UssdReply)
-                    text = decode_reply(reply, port.profile.ussd_encoding)
-                    if reply.status == 1:
-                        # We never continue a menu: close the session the network left open.
-                        with contextlib.suppress(AtError):
-                            await self.command("AT+CUSD=2", 5.0)
-                    if reply.status in (4, 5):
-                        error = "not supported by the network" if reply.status == 4 \
-                            else "the network timed out"
-                    balance = parse_balance(text)
-                    result = UssdResult(text, reply.status,
-                                        balance.amount if balance else None,
-                                        balance.currency if balance else None)
-                except TimeoutError:
-                    error = "no answer from the network"
-                except (AtError, RuntimeError, ValueError) as exc:
-                    error = str(exc)
-            if record and self.ctx.db is not None:
-                key = self.key
-                amount = float(result.amount) if result.amount is not None else None
-                await self.ctx.db.awrite(lambda c: store.add_ussd(
-                    c, key, code, result.text or None, amount, result.currency, error))
-            if error is not None:
-                raise RuntimeError(error)
-            return result
+        return await simussd.ussd(self, code, record=record)
 
     async def check_balance(self) -> UssdResult | None:
         """The configured balance code, parsed; a low-balance event under the threshold."""
-        code = self.settings.ussd_balance
-        if not code:
-            return None
-        result = await self.ussd(code)
-        amount = float(result.amount) if result.amount is not None else None
-        if amount is not None:
-            self.balance = {"amount": amount, "currency": result.currency}
-        self.events.emit(BalanceChecked(self.key, amount, result.currency, result.text))
-        threshold = self.ctx.low_balance_threshold
-        if amount is not None and threshold is not None and amount < threshold:
-            self.events.emit(LowBalance(self.key, amount, result.currency, threshold))
-        return result
+        return await simussd.check_balance(self)
 
     async def _balance_loop(self) -> None:
-        timers = self.ctx.timers
-        await self.ctx.clock.sleep(timers.balance_first_s)
-        while True:
-            if self.settings.ussd_balance and self._state is LineState.READY:
-                try:
-                    await self.check_balance()
-                except RuntimeError as exc:
-                    log.info("%s: balance check failed: %s", self.key, exc)
-            # During a call the check waits: a USSD session can disturb some modems' audio.
-            await self.ctx.clock.sleep(timers.balance_interval_s
-                                       if self._state is not LineState.IN_CALL else 30.0)
+        await simussd.balance_loop(self)
