@@ -159,7 +159,12 @@ class LineManager:
         self._retiring.discard(key)
         undo = self._undo.pop(key, None)
         if line is not None:
+            device = line.port.device if line.port is not None else None
             await line.stop()
+            if device is not None:
+                # Its modem is free again: probed anew, it may belong to another line.
+                self.discovery.forget(device)
+                self._scan_now.set()
         if undo is not None:
             undo()
 

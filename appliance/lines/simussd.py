@@ -72,6 +72,8 @@ async def ussd(line: SimLine, code: str, *, record: bool = True) -> UssdResult:
                 c, key, code, result.text or None, amount, result.currency, error))
         if error is not None:
             raise RuntimeError(error)
+        if result.amount is not None and code == line.settings.ussd_balance:
+            line.balance = {"amount": float(result.amount), "currency": result.currency}
         return result
 
 
