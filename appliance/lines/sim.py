@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hw.modem import state as ms
 from hw.modem.calls import CallInfo, Dtmf
@@ -39,6 +39,7 @@ from .base import (
     EndedCall,
     EventHub,
     IncomingCall,
+    Line,
     LineAlert,
     LineCall,
     LineCallState,
@@ -744,3 +745,10 @@ class SimLine:
 
     async def _balance_loop(self) -> None:
         await simussd.balance_loop(self)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(line: SimLine) -> Line:
+        """mypy proves here that SimLine is a Line."""
+        return line
