@@ -201,3 +201,16 @@ def _sms(rig: object) -> list[dict[str, object]]:
     db: Database = rig.db  # type: ignore[attr-defined]
     rows = db.read().execute("SELECT direction FROM sms").fetchall()
     return [{"direction": r[0]} for r in rows]
+
+
+async def test_disabled_line_lets_its_modem_go_and_gets_it_back(tmp_path: Path) -> None:
+    async with line_rig(tmp_path, {"sim1": "huawei-e1550"}) as rig:
+        line = await rig.ready()
+        await rig.manager.reload([replace(line.settings, enabled=False)])
+        assert line.state is LineState.DISABLED and line.port is None
+        await rig.until(lambda: rig.manager.unassigned, what="modem unassigned")
+        call_ = await line.dial("+79005550030")
+        assert call_.ended and call_.outcome.sip_code == 480  # type: ignore[union-attr]
+        await rig.manager.reload([replace(line.settings, enabled=True)])
+        await rig.ready()
+        assert not rig.manager.unassigned

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -144,6 +144,11 @@ class LineManager:
             elif current.settings != item:
                 current.update(item)
                 updated.append(key)
+                if not item.enabled and current.port is not None and current.call is None:
+                    # A switched-off line lets its modem go (listed as unassigned).
+                    device = current.port.device
+                    current.detach("line disabled")
+                    self.discovery.forget(device)
         self._scan_now.set()
         self._match_unassigned()
         return {"added": added, "updated": updated, "removed": removed}
@@ -246,11 +251,14 @@ class LineManager:
         self.discovery.forget(device)
         self._scan_now.set()
 
-    def _later(self, delay: float, coro: Awaitable[None]) -> None:
+    def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:
-            if delay > 0:
-                await self.ctx.clock.sleep(delay)
-            await coro
+            try:
+                if delay > 0:
+                    await self.ctx.clock.sleep(delay)
+                await coro
+            finally:
+                coro.close()  # cancelled while sleeping: never "never awaited"
 
         task = asyncio.get_running_loop().create_task(run())
         self._timers.add(task)
