@@ -232,3 +232,22 @@ async def test_unplug_and_replug_on_new_paths(tmp_path: Path) -> None:
         await rig.ready("sim2")
         assert sim2.at_path != old and line2.port is not None
         assert line2.port.at_path == sim2.at_path and line2.port.imei == sim2.imei
+
+
+@pytest.mark.parametrize("profile", ["quectel-ec25", "simcom-7600"])
+async def test_a_waiting_second_call_leaves_the_first_alone(tmp_path: Path,
+                                                            profile: str) -> None:
+    async with line_rig(tmp_path, {"sim1": profile}) as rig:
+        line = await rig.ready()
+        sim = rig.modems["sim1"]
+        call = await line.dial("+79005550040")
+        await call.wait_state(LineCallState.ACTIVE, timeout=5)
+        waiting = await sim.a_ring("+79001119999")
+        since = sim.now()
+        await sim.a_remote_hangup(waiting)  # its NO CARRIER must not end our call
+        # A +CLCC sent well after the end grace: the report has been judged by then.
+        await sim.a_wait_for_command(r"^AT\+CLCC$", timeout=5, since=since + 1.5)
+        assert call.state is LineCallState.ACTIVE and not rig.of(IncomingCall)
+        assert call.index == sim.calls()[0].idx
+        await call.hangup()
+        assert call.outcome is Outcome.NORMAL

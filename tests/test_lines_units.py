@@ -87,6 +87,7 @@ def test_identity_parsers_never_raise(text: str, swapped: bool) -> None:
     ("BUSY", Gone(None, FinalKind.BUSY)),
     ("NO ANSWER", Gone(None, FinalKind.NO_ANSWER)),
     ("NO CARRIER", Gone(None, FinalKind.NO_CARRIER)),
+    ("MISSED_CALL: 10:20AM +79001234567", Gone(None, None, 19, missed=True)),
     ("+CSQ: 20,99", None),
 ])
 def test_observe(line: str, expected: object) -> None:

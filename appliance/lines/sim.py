@@ -70,6 +70,17 @@ def line_state(modem: ms.ModemState, enabled: bool) -> LineState:
     return _LINE_STATES[modem] if enabled else LineState.DISABLED
 
 
+def _other_call(call: SimCall, obs: Seen | Gone) -> bool:
+    """True when a report is about a different call than the line's one. Pure."""
+    if obs.index is not None and call.index is not None:
+        return obs.index != call.index
+    if isinstance(obs, Gone) and obs.missed:
+        return call.outgoing or call.state is not LineCallState.RINGING
+    if isinstance(obs, Seen) and obs.index is not None and obs.incoming is not None:
+        return obs.incoming == call.outgoing
+    return False
+
+
 def parse_iccid(lines: tuple[str, ...], swapped: bool) -> str | None:
     """The ICCID from +QCCID/+ICCID/^ICCID, or +CRSM's nibble-swapped EF_ICCID. Pure."""
     for line in lines:
@@ -598,6 +609,7 @@ class SimLine:
         call = SimCall(self.key, outgoing=outgoing, remote=remote, state=state,
                        audio_device=port.audio_path if port else None,
                        answer=self._answer, hangup=self._hangup, dtmf=self._dtmf)
+        call.caller_known = outgoing or remote is not None
         call.events.subscribe(self.events.emit)
         self.call = call
         self._feed(ms.CallStarted())
@@ -606,6 +618,8 @@ class SimLine:
 
     def _on_call(self, obs: Seen | Caller | Gone) -> None:
         call = self.call
+        if call is not None and isinstance(obs, Seen | Gone) and _other_call(call, obs):
+            return  # a waiting second call: a SIM line carries one, the network keeps trying
         if isinstance(obs, Seen):
             if call is None:
                 if obs.state is not LineCallState.RINGING or obs.incoming is False:
@@ -638,7 +652,21 @@ class SimLine:
             self._spawn(self._finish_later(call), "end")
 
     async def _finish_later(self, call: SimCall) -> None:
+        """A report said "gone" without why: wait for BUSY & co, and ask +CLCC to be sure
+        (a bare NO CARRIER may belong to a waiting call the network dropped)."""
         await asyncio.sleep(self.ctx.timers.end_grace_s)
+        call.end_scheduled = False
+        if call.ended:
+            return
+        if call.index is not None and call.reconcile:
+            try:
+                resp = await self.command("AT+CLCC", 3.0)
+            except AtError:
+                resp = None
+            if resp is not None and resp.ok and any(
+                    i.index == call.index and not i.ended for i in resp.all(CallInfo)):
+                call.pending_end = None  # still there
+                return
         self._finish(call)
 
     def _finish(self, call: SimCall) -> None:

@@ -71,6 +71,7 @@ class Gone:
     index: int | None = None
     result: FinalKind | None = None
     cause: int | None = None
+    missed: bool = False  # SIMCom MISSED_CALL: about a call that rang, never ours if answered
 
     @property
     def decisive(self) -> bool:
@@ -108,7 +109,7 @@ def observe(urc: Urc) -> Observation | None:
     if isinstance(urc, CallResult):
         return Gone(None, urc.kind)
     if isinstance(urc, MissedCall):
-        return Gone(None, None, 19)
+        return Gone(None, None, 19, missed=True)
     return None
 
 
@@ -133,7 +134,8 @@ def merge(first: Gone, later: Gone) -> Gone:
     """Two end reports of the same call joined (the later fills what the first lacked)."""
     return Gone(first.index if first.index is not None else later.index,
                 first.result or later.result,
-                first.cause if first.cause is not None else later.cause)
+                first.cause if first.cause is not None else later.cause,
+                first.missed and later.missed)
 
 
 Action = Callable[["SimCall"], Awaitable[None]]
