@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from appliance.config.yamlio import parse_yaml
+from appliance.db.migrations import latest_version
 from appliance.settings import Settings
 from tests.support.harness import pbx
 
@@ -16,9 +17,10 @@ DEMO = Path(__file__).resolve().parents[1] / "appliance" / "config" / "demo.yaml
 def test_db_migrate_creates_then_is_a_no_op(settings: Settings) -> None:
     first = pbx(settings, "db", "migrate")
     assert first.returncode == 0, first.stderr
-    assert "schema 0 -> 7" in first.stdout
+    latest = latest_version()
+    assert f"schema 0 -> {latest}" in first.stdout
     again = pbx(settings, "db", "migrate")
-    assert "schema 7 -> 7" in again.stdout
+    assert f"schema {latest} -> {latest}" in again.stdout
     db = sqlite3.connect(settings.db_path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 

@@ -40,6 +40,10 @@ async def test_boot_to_ready_with_health(tmp_path: Path, profile: str) -> None:
         assert health["modem"]["profile"] == profile
         states = [e.new for e in rig.of(LineStateChanged)]
         assert states[:1] == [LineState.STARTING] and states[-1] is LineState.READY
+        # The web UI (another process) reads the state from the database.
+        await rig.until(lambda: rig.db.read().execute(
+            "SELECT state, state_detail FROM lines WHERE key = 'sim1'").fetchone()
+            == ("up", "registered"), what="state in the database")
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -17,11 +17,12 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.db import Database
 from hw.modem.channel import ModemLink
 from hw.modem.port import open_channel
 
 from . import store
-from .base import EventHub, LineState, backoff_delay
+from .base import EventHub, LineState, LineStateChanged, backoff_delay
 from .context import LineContext
 from .discovery import DeviceLinks, Discovery, ModemPort, ProbeError, match_line, probe
 from .sim import SimLine, SimSettings
@@ -175,11 +176,15 @@ class LineManager:
 
     def _forward(self, event: Any) -> None:
         self.events.emit(event)
-        key = getattr(event, "line", None)
-        if key in self._retiring:
-            line = self._lines.get(key)
+        db = self.ctx.db
+        if isinstance(event, LineStateChanged) and db is not None:
+            key, state, detail = event.line, event.new.value, event.detail
+            self._later(0.0, self._write_state(db, key, state, detail))
+        retiring = getattr(event, "line", None)
+        if isinstance(retiring, str) and retiring in self._retiring:
+            line = self._lines.get(retiring)
             if line is not None and line.call is None:
-                self._later(0.0, self._remove(key))
+                self._later(0.0, self._remove(retiring))
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -246,6 +251,13 @@ class LineManager:
     def _released(self, port: ModemPort, delay: float) -> None:
         """A line let its modem go (reset): probe that device again after delay."""
         self._later(delay, self._forget(port.device))
+
+    @staticmethod
+    async def _write_state(db: Database, key: str, state: str, detail: str) -> None:
+        try:
+            await db.awrite(lambda c: store.set_line_state(c, key, state, detail))
+        except Exception as exc:  # a closing database must not break the line
+            log.info("line %s: state not recorded: %s", key, exc)
 
     async def _forget(self, device: str) -> None:
         self.discovery.forget(device)

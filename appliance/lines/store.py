@@ -158,3 +158,15 @@ def last_balance(conn: sqlite_utils.Database, line: str) -> dict[str, Any] | Non
         "SELECT balance, currency, at FROM ussd_history WHERE line_key = ? AND balance IS NOT"
         " NULL ORDER BY id DESC LIMIT 1", [line]).fetchone()
     return None if row is None else {"amount": row[0], "currency": row[1], "at": row[2]}
+
+
+# lines.state's vocabulary (migration 2) for each LineState value.
+DB_STATES = {"ready": "up", "in_call": "up", "down": "down", "resetting": "down",
+             "starting": "starting", "failed": "error", "disabled": "disabled"}
+
+
+def set_line_state(conn: sqlite_utils.Database, line: str, state: str, detail: str) -> None:
+    """Record a line's state where the web UI (another process) reads it."""
+    conn.execute("UPDATE lines SET state = ?, state_detail = ?, state_changed_at = ?"
+                 " WHERE key = ?", [DB_STATES.get(state, "unknown"), detail[:500] or None,
+                                    utc_now(), line])
