@@ -159,8 +159,11 @@ class Box:
             ctx.modem_dirs = (*ctx.modem_dirs, simulated.directory)
             ctx.usb_reset = simulated.reset
             self.lines.discovery.directories = ctx.modem_dirs
-            await simulated.start(sims)
             self.lines.on_stop(simulated.stop)
+            try:
+                await simulated.start(sims)
+            except Exception:  # a simulator problem is not worth a box that won't start
+                log.exception("simulated modems did not start")
         await self.lines.start(sims)
         self.on_shutdown(self.lines.stop)
 
