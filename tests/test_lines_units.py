@@ -229,3 +229,40 @@ def test_udev_rule_keeps_modemmanager_off_every_known_vendor() -> None:
         assert any(f'ATTRS{{idVendor}}=="{vendor}"' in line
                    and 'ENV{ID_MM_DEVICE_IGNORE}="1"' in line
                    for line in rules.splitlines()), vendor
+
+
+ORDER = [LineCallState.DIALING, LineCallState.RINGING, LineCallState.ALERTING,
+         LineCallState.ACTIVE, LineCallState.ENDED]
+observations = st.one_of(
+    st.builds(Seen, st.sampled_from(ORDER[:4]), st.none() | st.integers(1, 3),
+              st.none() | st.booleans(), st.none() | st.just("+79001234567")),
+    st.builds(Gone, st.none() | st.integers(1, 3),
+              st.none() | st.sampled_from(list(FinalKind)), st.none() | st.integers(0, 127)))
+
+
+@given(st.booleans(), st.lists(observations, max_size=12))
+def test_call_state_never_goes_back_and_ended_is_final(outgoing: bool,
+                                                       seen: list[Seen | Gone]) -> None:
+    from appliance.lines.simcall import SimCall
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    start = LineCallState.DIALING if outgoing else LineCallState.RINGING
+    call = SimCall("sim1", outgoing=outgoing, remote=None, state=start, audio_device=None,
+                   answer=nothing, hangup=nothing, dtmf=nothing)
+    states = [call.state]
+    for obs in seen:
+        if isinstance(obs, Seen):
+            call.apply_seen(obs)
+        else:
+            call.finish(obs)
+        states.append(call.state)
+    ranks = [0 if s in (LineCallState.DIALING, LineCallState.RINGING) else ORDER.index(s)
+             for s in states]
+    assert ranks == sorted(ranks)
+    if call.ended:
+        assert call.outcome is not None and call.sip_code in (200, 408, 480, 486, 487, 500,
+                                                              503, 603)
+        if not outgoing and not call.was_active:
+            assert call.outcome is Outcome.CANCELLED
