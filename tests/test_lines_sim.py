@@ -255,3 +255,25 @@ async def test_a_waiting_second_call_leaves_the_first_alone(tmp_path: Path,
         assert call.index == sim.calls()[0].idx
         await call.hangup()
         assert call.outcome is Outcome.NORMAL
+
+
+async def test_hung_modem_that_cannot_be_reset_fails_then_comes_back(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from appliance.lines.context import no_usb_reset
+    from tests.support.lines import FAST
+
+    async with line_rig(tmp_path, {"sim1": "quectel-ec25"},
+                        timers=replace(FAST, reset_wait_s=4.0)) as rig:
+        line = await rig.ready()
+        rig.manager.ctx.usb_reset = no_usb_reset  # no power switch: CFUN is all there is
+        sim = rig.modems["sim1"]
+        await sim.a_freeze()
+        await rig.until(lambda: line.state is LineState.RESETTING, timeout=20,
+                        what="RESETTING")
+        await rig.until(lambda: line.state is LineState.FAILED, timeout=20, what="FAILED")
+        assert any("did not come back" in a.reason for a in rig.of(LineAlert))
+        assert sim.reboots == 0
+        # Someone power-cycles it by hand: discovery keeps probing, and the line is back.
+        await sim.a_unfreeze()
+        await rig.ready(timeout=20)
