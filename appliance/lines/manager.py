@@ -145,10 +145,14 @@ class LineManager:
             elif current.settings != item:
                 current.update(item)
                 updated.append(key)
-                if not item.enabled and current.port is not None and current.call is None:
-                    # A switched-off line lets its modem go (listed as unassigned).
-                    device = current.port.device
-                    current.detach("line disabled")
+                port = current.port
+                moved = port is not None and match_line(port, [item.wish()], set()) is None
+                if (moved or not item.enabled) and port is not None and current.call is None:
+                    # A switched-off line, or one now configured for another modem, lets
+                    # its modem go (probed again: it may belong to another line).
+                    device = port.device
+                    current.detach("line disabled" if not item.enabled
+                                   else "configured for another modem")
                     self.discovery.forget(device)
         self._scan_now.set()
         self._match_unassigned()

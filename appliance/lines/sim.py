@@ -263,6 +263,10 @@ class SimLine:
         if settings.pin != self.settings.pin:
             self._pin_rejected = None  # a new PIN gets its one try
         self.settings = settings
+        if settings.sms and self.port is not None and self._state in (LineState.READY,
+                                                                       LineState.IN_CALL):
+            self.sms.start()
+            self.sms.sweep()
         if enabled_changed:
             self._set_state(line_state(self.modem_state, settings.enabled), "configuration")
 
