@@ -24,7 +24,15 @@ from hw.modem.port import open_channel
 from . import store
 from .base import EventHub, LineState, LineStateChanged, backoff_delay
 from .context import LineContext
-from .discovery import DeviceLinks, Discovery, ModemPort, ProbeError, match_line, probe
+from .discovery import (
+    AT_INTERFACES,
+    DeviceLinks,
+    Discovery,
+    ModemPort,
+    ProbeError,
+    match_line,
+    probe,
+)
 from .sim import SimLine, SimSettings
 
 log = logging.getLogger(__name__)
@@ -220,6 +228,10 @@ class LineManager:
                 line.detach(f"modem {line.port.imei} unplugged")
 
     async def _probe(self, dev: DeviceLinks) -> None:
+        if dev.port(AT_INTERFACES) is None:
+            # Not shaped like our modems (a USB-serial adapter, a GPS): never sent an AT.
+            log.debug("%s has no AT interface; left alone", dev.device)
+            return
         try:
             port = await probe(dev, self._opener)
         except (ProbeError, OSError) as exc:
