@@ -176,3 +176,19 @@ async def test_pattern_routes_and_query(unix_dir: Path) -> None:
                 await run(None, call, path, "POST", missing)
     finally:
         await srv.stop()
+
+
+@given(st.text(max_size=80))
+def test_fuzz_route_lookup(path: str) -> None:
+    srv = ControlServer(Path("/nonexistent/control.sock"))
+
+    async def nothing(req: Request) -> Any:
+        return None
+
+    srv.route("POST", "/lines/{key}/ussd", nothing)
+    srv.route("GET", "/lines", nothing)
+    handler, params, _ = srv._find("POST", path)
+    if handler is not None:
+        raw = path[len("/lines/"):-len("/ussd")]
+        assert path.startswith("/lines/") and path.endswith("/ussd")
+        assert raw and "/" not in raw and set(params) == {"key"}
