@@ -582,9 +582,8 @@ class SimLine:
         elif isinstance(urc, Dtmf):
             call = self.call
             if call is not None and call.state is LineCallState.ACTIVE:
-                event = DtmfReceived(self.key, call.call_id, urc.digit)
-                call.events.emit(event)
-                self.events.emit(event)
+                # Through the call's events, which the line's subscribers also get.
+                call.events.emit(DtmfReceived(self.key, call.call_id, urc.digit))
         elif isinstance(urc, UssdReply):
             pass  # taken by the watch in ussd()
         else:
