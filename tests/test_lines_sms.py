@@ -191,3 +191,23 @@ async def test_unknown_ussd_code_is_an_error_and_recorded(tmp_path: Path) -> Non
             await line.ussd("*555#")
         assert _rows(rig, "SELECT ok, error FROM ussd_history") == [
             (0, "not supported by the network")]
+
+
+async def test_full_store_without_a_urc_is_emptied_by_the_periodic_sweep(
+        tmp_path: Path) -> None:
+    async with line_rig(tmp_path, {"sim1": "quectel-ec25"},
+                        sim_args={"sim1": {"sms_capacity": 2}}) as rig:
+        line = await rig.ready()
+        await line.sms.stop()  # nobody reads while the store fills up
+        sim = rig.modems["sim1"]
+        for n in range(4):
+            await sim.a_deliver_sms("+7900123456" + str(n), f"message {n}")
+        await rig.until(lambda: len(sim.stored_sms("SM")) == 2, what="SIM store full")
+        from appliance.lines.simsms import SmsWorker
+
+        line.sms = SmsWorker(line)  # +CMTI went to the stopped worker; the EC25 says no more
+        line.sms.start()
+        await rig.until(lambda: len(rig.of(SmsReceived)) == 4, timeout=30,
+                        what="all four messages through the poll's sweep")
+        assert sorted(e.text for e in rig.of(SmsReceived)) == [f"message {n}"
+                                                                for n in range(4)]
