@@ -27,6 +27,11 @@ from .edge.firewall import Firewall, NullFirewall, open_firewall
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
 from .engine import Engine, EngineConfig, EngineError
+from .lines import api as lines_api
+from .lines.context import LineContext, LineTimers
+from .lines.discovery import sysfs_usb_reset
+from .lines.manager import LineManager, read_sim_settings
+from .lines.simulated import SimulatedModems
 from .outside import OutboundRouting, SipLineTargets
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
@@ -55,6 +60,7 @@ class Box:
         self.calllog: calllog.DbCallLog | None = None
         self.edge: Edge | None = None
         self.firewall: Firewall = NullFirewall("not started")
+        self.lines: LineManager | None = None
         self.control = ControlServer(settings.control_socket)
         self.started_at = time.time()
         self.reloads = 0
@@ -134,16 +140,43 @@ class Box:
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
+        # Lines after the engine (they stop before it); READY waits for every line to have
+        # been attempted, never for it to be up: a missing modem is retried in the background.
+        self.notifier.status("starting the lines")
+        await self._start_lines()
+
         self._control_routes()
         await self.control.start()
         self.on_shutdown(self.control.stop)
 
-        # Lines (modems, trunks) arrive with the lines issue; none to wait for yet.
         self.state = "ready"
         self.notifier.ready(self.status_text())
         self.notifier.start_watchdog(self.healthy)
         log.info("box ready: SIP edge on %s:%d, engine on 127.0.0.1:%d, control %s",
                  s.sip_bind, s.sip_port, s.engine_sip_port, s.control_socket)
+
+    async def _start_lines(self) -> None:
+        """Create the line manager, look for modems once, keep looking in the background."""
+        assert self.db is not None
+        s, db = self.settings, self.db
+        loop = asyncio.get_running_loop()
+        sims, threshold = await loop.run_in_executor(None, lambda: read_sim_settings(db.read()))
+        ctx = LineContext(db=db, timers=LineTimers(balance_interval_s=s.ussd_balance_interval_s),
+                          modem_dirs=(s.modem_dir,), usb_reset=sysfs_usb_reset,
+                          low_balance_threshold=threshold)
+        self.lines = LineManager(ctx)
+        if s.simulate:
+            simulated = SimulatedModems(s.data_dir / "run" / "modems")
+            ctx.modem_dirs = (*ctx.modem_dirs, simulated.directory)
+            ctx.usb_reset = simulated.reset
+            self.lines.discovery.directories = ctx.modem_dirs
+            self.lines.on_stop(simulated.stop)
+            try:
+                await simulated.start(sims)
+            except Exception:  # a simulator problem is not worth a box that won't start
+                log.exception("simulated modems did not start")
+        await self.lines.start(sims)
+        self.on_shutdown(self.lines.stop)
 
     async def _load_music(self) -> None:
         """Give the engine the music on hold (a missing or unplayable file is not fatal)."""
@@ -197,6 +230,10 @@ class Box:
         self.switchboard.directory = new_directory
         self.switchboard.snapshot = snapshot
         self.edge.reload(devices)
+        if self.lines is not None:
+            sims, threshold = await loop.run_in_executor(
+                None, lambda: read_sim_settings(db.read()))
+            await self.lines.reload(sims, threshold)
         await self._load_music()
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
@@ -217,6 +254,8 @@ class Box:
         self.control.route("POST", "/extensions", self._ext_add)
         self.control.route("POST", "/extensions/passwd", self._ext_passwd)
         self.control.route("POST", "/extensions/remove", self._ext_remove)
+        if self.lines is not None:
+            lines_api.register(self.control, self.lines)
 
     async def _status(self, _req: Request) -> dict[str, Any]:
         assert self.engine is not None and self.switchboard is not None
@@ -243,7 +282,7 @@ class Box:
                     "firewall_errors": self.firewall.errors,
                     **(self.edge.stats if self.edge else {}),
                     **(self.edge.keepalive.stats if self.edge else {})},
-            "lines": [],
+            "lines": self.lines.counts() if self.lines else {},
         }
 
     async def _legs(self, _req: Request) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -361,6 +362,97 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _engine_call(args: argparse.Namespace, method: str, path: str,
+                 body: Any = None) -> tuple[int, Any]:
+    """(exit code, reply) of a control API call; errors are printed."""
+    from .control import ControlError, call
+
+    try:
+        return 0, call(_settings(args).control_socket, method, path, body, timeout=60.0)
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3, None
+
+
+def _line_row(line: dict[str, Any]) -> str:
+    """One line of `pbx lines`."""
+    key = line.get("key") or "(none)"
+    state = line.get("state", "?")
+    if state == "unassigned":
+        modem = line.get("modem") or {}
+        return (f"{'-':<12} unassigned  modem {line.get('imei')} ({modem.get('profile')}) on "
+                f"{modem.get('usb_path')}: no SIM line configured for it")
+    dbm = line.get("signal_dbm")
+    signal = f"{dbm} dBm" if dbm is not None else "no signal"
+    balance = line.get("balance") or {}
+    money = (f"  balance {balance.get('amount')} {balance.get('currency') or ''}".rstrip()
+             if balance else "")
+    call = line.get("call")
+    busy = f"  call {call['direction']} {call['remote'] or '?'} ({call['state']})" if call else ""
+    return (f"{key:<12} {state:<10}  {line.get('operator') or '-'}  {signal}  "
+            f"{line.get('registration') or '-'}  SIM {line.get('sim') or '-'}  "
+            f"number {line.get('own_number') or '-'}  IMEI {line.get('imei') or '-'}"
+            f"{money}{busy}\n{'':<12} {line.get('detail', '')}")
+
+
+def cmd_lines(args: argparse.Namespace) -> int:
+    """List the lines with their state and health."""
+    code, lines = _engine_call(args, "GET", "/lines")
+    if code:
+        return code
+    if args.json:
+        print(json.dumps(lines, indent=2, ensure_ascii=False))
+        return 0
+    if not lines:
+        print("no lines configured")
+    for line in lines:
+        print(_line_row(line))
+    return 0
+
+
+def cmd_sms_send(args: argparse.Namespace) -> int:
+    """Send an SMS through a SIM line."""
+    code, result = _engine_call(args, "POST", "/sms",
+                                {"line": args.line, "to": args.to, "text": args.text})
+    if code:
+        return code
+    print(f"message {result['id']}: {result['status']}"
+          + (f" ({result['error']})" if result.get("error") else ""))
+    return 0 if result["status"] != "failed" else 1
+
+
+def cmd_sms_list(args: argparse.Namespace) -> int:
+    """List stored SMS, newest first."""
+    query = urllib.parse.urlencode({k: v for k, v in (("line", args.line),
+                                                        ("limit", args.limit)) if v})
+    code, items = _engine_call(args, "GET", "/sms" + (f"?{query}" if query else ""))
+    if code:
+        return code
+    if args.json:
+        print(json.dumps(items, indent=2, ensure_ascii=False))
+        return 0
+    if not items:
+        print("no messages")
+    for m in items:
+        arrow = "<-" if m["direction"] == "in" else "->"
+        flags = " [partial]" if m["partial"] else ""
+        print(f"{m['id']:>5} {m['created_at'][:19]} {m['line'] or '-':<10} {arrow} "
+              f"{m['peer']:<14} {m['status']:<9}{flags} {m['text']}")
+    return 0
+
+
+def cmd_ussd(args: argparse.Namespace) -> int:
+    """Send a USSD code through a SIM line and print the answer."""
+    key = urllib.parse.quote(args.line, safe="")
+    code, result = _engine_call(args, "POST", f"/lines/{key}/ussd", {"code": args.code})
+    if code:
+        return code
+    print(result["text"])
+    if result.get("balance") is not None:
+        print(f"balance: {result['balance']} {result.get('currency') or ''}".rstrip())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `pbx`."""
     p = argparse.ArgumentParser(prog="pbx", description="Office PBX appliance")
@@ -438,6 +530,25 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="state of the running engine")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
+    lines = sub.add_parser("lines", help="SIM lines: state, signal, operator, balance")
+    lines.add_argument("--json", action="store_true")
+    lines.set_defaults(func=cmd_lines)
+    sms = sub.add_parser("sms", help="text messages through the SIM lines").add_subparsers(
+        dest="sms_cmd", required=True)
+    sms_send = sms.add_parser("send", help="send an SMS")
+    sms_send.add_argument("--line", required=True, help="the SIM line's key")
+    sms_send.add_argument("to", help="the recipient's number")
+    sms_send.add_argument("text")
+    sms_send.set_defaults(func=cmd_sms_send)
+    sms_list = sms.add_parser("list", help="stored messages, newest first")
+    sms_list.add_argument("--line", help="only this line's messages")
+    sms_list.add_argument("--limit", type=int, default=50)
+    sms_list.add_argument("--json", action="store_true")
+    sms_list.set_defaults(func=cmd_sms_list)
+    ussd = sub.add_parser("ussd", help="send a USSD code (like *100#) through a SIM line")
+    ussd.add_argument("line")
+    ussd.add_argument("code")
+    ussd.set_defaults(func=cmd_ussd)
     doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=cmd_doctor)

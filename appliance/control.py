@@ -13,7 +13,9 @@ import http.client
 import json
 import logging
 import os
+import re
 import socket
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,9 @@ class Request:
     path: str
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    # Named path segments of a pattern route ("/lines/{key}/ussd"), and the query string.
+    params: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
 
 
 def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
@@ -113,11 +118,35 @@ class ControlServer:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._routes: dict[tuple[str, str], Handler] = {}
+        self._patterns: list[tuple[str, re.Pattern[str], Handler]] = []
         self._server: asyncio.AbstractServer | None = None
 
     def route(self, method: str, path: str, handler: Handler) -> None:
-        """Register a handler; it returns a JSON-able payload or raises BadRequest."""
-        self._routes[(method, path)] = handler
+        """Register a handler; it returns a JSON-able payload or raises BadRequest.
+
+        A path with `{name}` segments matches any one segment there (Request.params).
+        """
+        if "{" not in path:
+            self._routes[(method, path)] = handler
+            return
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+        self._patterns.append((method, re.compile(f"^{regex}$"), handler))
+
+    def _find(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        """(handler, path parameters, whether the path exists for another method)."""
+        handler = self._routes.get((method, path))
+        if handler is not None:
+            return handler, {}, True
+        known = any(p == path for _, p in self._routes)
+        for pattern_method, pattern, pattern_handler in self._patterns:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if pattern_method == method:
+                params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+                return pattern_handler, params, True
+            known = True
+        return None, {}, known
 
     async def start(self) -> None:
         """Listen on the socket (owner-only permissions)."""
@@ -171,12 +200,13 @@ class ControlServer:
             except asyncio.IncompleteReadError:
                 raise BadRequest("body shorter than Content-Length") from None
             body = parse_body(headers, raw)
-            handler = self._routes.get((method, path.split("?")[0]))
+            route_path, _, query_text = path.partition("?")
+            handler, params, known = self._find(method, route_path)
             if handler is None:
-                known = any(p == path for _, p in self._routes)
                 raise BadRequest("method not allowed" if known else "not found",
                                  405 if known else 404)
-            return 200, await handler(Request(method, path, headers, body))
+            query = dict(urllib.parse.parse_qsl(query_text, max_num_fields=20))
+            return 200, await handler(Request(method, path, headers, body, params, query))
         except BadRequest as exc:
             return exc.status, {"error": str(exc)}
         except Exception as exc:

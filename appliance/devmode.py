@@ -57,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"pbx dev: data in {data_dir}", file=sys.stderr)
     print(f"pbx dev: web UI on http://127.0.0.1:{args.port}/  (Ctrl-C stops everything)",
           file=sys.stderr)
-    print("pbx dev: simulated modems arrive with the SIM lines issue; "
-          "the demo SIM line is configured but has no simulator behind it yet",
-          file=sys.stderr)
+    print("pbx dev: every SIM line marked `simulated` runs on a simulated modem "
+          "(see `pbx lines`)", file=sys.stderr)
     procs = {"engine": _spawn(["run"], env), "web": _spawn(["web"], env)}
     stopping = False
 

@@ -59,6 +59,10 @@ class Settings:
     # pjsua2's own log (0-6) on the engine's stdout: 4 shows every bridge connection and
     # stream start, for chasing audio faults; 1 (errors) in normal use.
     pjsua_log_level: int = 1
+    # Where udev names the modems' USB serial interfaces (AT and audio ports are found here).
+    modem_dir: Path = Path("/dev/serial/by-path")
+    # How often each SIM line's configured balance code (ussd_balance) is sent, in seconds.
+    ussd_balance_interval_s: int = 21600
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -104,6 +108,8 @@ class Settings:
             raise SettingsError(f"firewall must be auto, nftables or off: {self.firewall!r}")
         if self.sip_keepalive_s < 0:
             raise SettingsError("sip_keepalive_s must be >= 0 (0: no keepalives)")
+        if self.ussd_balance_interval_s < 60:
+            raise SettingsError("ussd_balance_interval_s must be at least 60 (seconds)")
         if not 0 <= self.pjsua_log_level <= 6:
             raise SettingsError("pjsua_log_level must be 0-6")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

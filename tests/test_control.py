@@ -151,3 +151,44 @@ async def test_server_survives_garbage(server: ControlServer) -> None:
 def test_client_reports_a_missing_engine(unix_dir: Path) -> None:
     with pytest.raises(ControlError, match="cannot reach the engine"):
         call(unix_dir / "absent.sock", "GET", "/status", timeout=1)
+
+
+async def test_pattern_routes_and_query(unix_dir: Path) -> None:
+    srv = ControlServer(unix_dir / "pattern.sock")
+
+    async def show(req: Request) -> Any:
+        return {"params": req.params, "query": req.query, "body": req.body}
+
+    srv.route("POST", "/lines/{key}/ussd", show)
+    srv.route("GET", "/sms", show)
+    await srv.start()
+    try:
+        run = asyncio.get_running_loop().run_in_executor
+        path = srv.path
+        assert await run(None, call, path, "POST", "/lines/sim%2D1/ussd", {"code": "*1#"}) == {
+            "params": {"key": "sim-1"}, "query": {}, "body": {"code": "*1#"}}
+        assert await run(None, call, path, "GET", "/sms?line=a&limit=5") == {
+            "params": {}, "query": {"line": "a", "limit": "5"}, "body": None}
+        with pytest.raises(ControlError, match="405"):
+            await run(None, call, path, "GET", "/lines/x/ussd")
+        for missing in ("/lines//ussd", "/lines/a/b/ussd", "/lines/x/ussdx"):
+            with pytest.raises(ControlError, match="404"):
+                await run(None, call, path, "POST", missing)
+    finally:
+        await srv.stop()
+
+
+@given(st.text(max_size=80))
+def test_fuzz_route_lookup(path: str) -> None:
+    srv = ControlServer(Path("/nonexistent/control.sock"))
+
+    async def nothing(req: Request) -> Any:
+        return None
+
+    srv.route("POST", "/lines/{key}/ussd", nothing)
+    srv.route("GET", "/lines", nothing)
+    handler, params, _ = srv._find("POST", path)
+    if handler is not None:
+        raw = path[len("/lines/"):-len("/ussd")]
+        assert path.startswith("/lines/") and path.endswith("/ussd")
+        assert raw and "/" not in raw and set(params) == {"key"}

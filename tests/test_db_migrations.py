@@ -32,7 +32,7 @@ EXPECTED_TABLES = {
     "numbers",
     # history
     "recordings", "call_records", "call_legs", "voicemail_messages", "blocked_calls",
-    "missed_calls", "sms", "ussd_history",
+    "missed_calls", "sms", "ussd_history", "sms_parts",
     # integration and administration
     "crm_connections", "crm_user_map", "crm_contacts", "crm_contact_phones", "event_outbox",
     "repeat_caller_settings", "repeat_caller_sources", "repeat_caller_exceptions",
@@ -161,8 +161,20 @@ def _v8(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE employees SET confirm_mobile = 1 WHERE id = (SELECT min(id) FROM employees)")
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    sms = db["sms"].insert({"line_id": 1, "line_key": "mts", "direction": "in",
+                            "peer": "+79161234567", "text": "При[…]", "status": "received",
+                            "parts": 3, "partial": 1, "missing_parts": "[2, 3]"}).last_pk
+    db["sms_parts"].insert({"line_key": "mts", "pdu": "07919700000000F0", "sms_id": sms})
+    db["sms_parts"].insert({"line_key": "mts", "pdu": "0791970000"})
+    db["sms"].insert({"line_id": 1, "line_key": "mts", "direction": "out",
+                      "peer": "+79161234567", "text": "x", "status": "sent",
+                      "part_refs": "[7, 8]", "delivered_parts": "[7]"})
+    db["ussd_history"].insert({"line_id": 1, "line_key": "mts", "request": "*100#"})
+
+
 SAMPLES: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9,
 }
 
 
@@ -407,5 +419,9 @@ def test_history_survives_removal_of_config(tmp_path: Path) -> None:
         db.write(remove)
         row = db.read().execute("SELECT line_id, number_id, caller FROM call_records").fetchone()
         assert row == (None, None, "+79161234567")
-        assert db.read().execute("SELECT count(*) FROM sms").fetchone()[0] == 1
+        assert db.read().execute("SELECT count(*) FROM sms").fetchone()[0] == 3
+        # The line's key stays on its messages (migration 8) after the line is removed.
+        assert db.read().execute(
+            "SELECT count(*) FROM sms WHERE line_id IS NULL AND line_key = 'mts'"
+        ).fetchone()[0] == 2
         assert db.integrity_check() == []

@@ -17,6 +17,7 @@ from .schema import (
     m0006_registrations,
     m0007_device_auth,
     m0008_mobile_confirm,
+    m0009_sms_lines,
 )
 
 
@@ -59,6 +60,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "registrations", m0006_registrations.apply),
     Migration(7, "device_auth", m0007_device_auth.apply),
     Migration(8, "mobile_confirm", m0008_mobile_confirm.apply),
+    Migration(9, "sms_lines", m0009_sms_lines.apply),
 )
 
 _TABLE = "schema_migrations"
