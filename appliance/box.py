@@ -177,6 +177,7 @@ class Box:
                 log.exception("simulated modems did not start")
         await self.lines.start(sims)
         self.on_shutdown(self.lines.stop)
+        self.line_sources.append(self.lines.routing_status)
 
     async def _load_music(self) -> None:
         """Give the engine the music on hold (a missing or unplayable file is not fatal)."""

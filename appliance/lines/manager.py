@@ -304,6 +304,19 @@ class LineManager:
                                                      "at_path": port.at_path}})
         return out
 
+    def routing_status(self) -> dict[str, dict[str, Any]]:
+        """Each SIM line as outbound routing weighs it: up, busy, signal (CSQ), registered."""
+        out: dict[str, dict[str, Any]] = {}
+        for line in self._lines.values():
+            state = line.state
+            out[line.key] = {
+                "up": state in (LineState.READY, LineState.IN_CALL),
+                "busy": state is LineState.IN_CALL or line.call is not None,
+                "signal": line.info.get("signal"),
+                "registered": line.info.get("registration") in ("home", "roaming"),
+            }
+        return out
+
     def counts(self) -> dict[str, int]:
         """Lines per state (for /status)."""
         out: dict[str, int] = {}
