@@ -25,6 +25,7 @@ from .edge import Edge, EdgeConfig
 from .edge.firewall import Firewall, NullFirewall, open_firewall
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
+from .edge.trunkconf import load_trunks
 from .engine import Engine, EngineConfig, EngineError
 from .service import Notifier
 from .settings import Settings
@@ -169,9 +170,11 @@ class Box:
         # Both snapshots are read in an executor: the event loop also carries the SIP edge.
         new_directory = await loop.run_in_executor(None, self._directory)
         devices = await loop.run_in_executor(None, lambda: load_devices(db))
+        trunks = await loop.run_in_executor(None, lambda: load_trunks(db))
         # Swapping the snapshots only affects calls and requests from now on.
         self.switchboard.directory = new_directory
-        self.edge.reload(devices)
+        self.edge.reload(devices, trunks)
+        await self.edge.reload_trunks(trunks)
         await self._load_music()
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
@@ -186,6 +189,7 @@ class Box:
         self.control.route("GET", "/bans", self._bans)
         self.control.route("GET", "/registrations", self._registrations)
         self.control.route("GET", "/subscriptions", self._subscriptions)
+        self.control.route("GET", "/trunks", self._trunks)
         self.control.route("GET", "/legs", self._legs)
         self.control.route("GET", "/extensions", self._ext_list)
         self.control.route("POST", "/extensions", self._ext_add)
@@ -215,6 +219,7 @@ class Box:
                        else {}),
                     "firewall_errors": self.firewall.errors,
                     **(self.edge.stats if self.edge else {}),
+                    **(self.edge.trunks.stats if self.edge else {}),
                     **(self.edge.keepalive.stats if self.edge else {})},
             "lines": [],
         }
@@ -259,6 +264,12 @@ class Box:
             raise BadRequest("GET /subscriptions takes no body")
         assert self.edge is not None
         return self.edge.subscriptions.snapshot()
+
+    async def _trunks(self, req: Request) -> list[dict[str, Any]]:
+        if req.body is not None:
+            raise BadRequest("GET /trunks takes no body")
+        assert self.edge is not None
+        return self.edge.trunks.snapshot()
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:
         assert self.edge is not None

@@ -185,6 +185,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trunks(args: argparse.Namespace) -> int:
+    """Show the running engine's SIP trunks and FXO gateways."""
+    from .control import ControlError, call
+
+    s = _settings(args)
+    try:
+        trunks = call(s.control_socket, "GET", "/trunks")
+    except ControlError as exc:
+        print(f"engine: not running ({exc})", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(trunks, indent=2, ensure_ascii=False))
+        return 0
+    if not trunks:
+        print("no SIP trunks or FXO gateways configured")
+        return 0
+    for t in trunks:
+        print(f"{t['line']:<16} {t['kind']:<12} {t['state']:<16} "
+              f"{t['calls']}/{t['channels']} channel(s)  {_trunk_detail(t)}")
+    return 0
+
+
+def _trunk_detail(t: dict[str, Any]) -> str:
+    """The interesting part of a trunk's state, for `pbx trunks`."""
+    parts = []
+    if t.get("last_code"):
+        parts.append(f"last {t['last_code']} {t.get('last_reason', '')}".rstrip())
+    if t.get("expires") is not None:
+        parts.append(f"expires in {t['expires']} s")
+    if t.get("next_retry") is not None:
+        parts.append(f"retry in {t['next_retry']} s")
+    if t.get("contacts"):
+        parts.append("at " + ", ".join(t["contacts"]))
+    if t.get("problem"):
+        parts.append(f"unusable: {t['problem']}")
+    return "; ".join(parts)
+
+
 def _enforcement(sip: dict[str, object]) -> str:
     """How bans are enforced, for `pbx status`."""
     if sip.get("firewall") == "nftables":
@@ -412,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="state of the running engine")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
+    tr = sub.add_parser("trunks", help="SIP trunks and FXO gateways: registration, channels")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_trunks)
     doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=cmd_doctor)
