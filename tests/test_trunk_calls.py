@@ -30,7 +30,6 @@ from appliance.sip import (
     client_authorization,
     ha1,
     make_response,
-    parse_message,
     verify,
 )
 
@@ -214,7 +213,7 @@ def test_a_trunk_call_to_a_did_reaches_the_engine_with_the_line_headers(wire: Wi
     assert msg.header("Record-Route") is not None
     # The other DID keeps its number in the Request-URI (its flow is not one employee);
     # it is named in To only, as some providers do.
-    wire.feed(f"BYE sip:x@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKb1"
+    wire.feed("BYE sip:x@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKb1"
               "\nMax-Forwards: 70\nFrom: <sip:a@b>;tag=prov1\nTo: <sip:c@d>;tag=e1\n"
               "Call-ID: in-1\nCSeq: 2 BYE", PROVIDER)
     [(msg, _)] = wire.feed(invite_from(PROVIDER, "sip:account@127.0.0.1",
