@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from . import calllog, directory, extensions, sounds
+from . import calllog, directory, extensions, sounds, trunktest
 from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
@@ -190,6 +190,7 @@ class Box:
         self.control.route("GET", "/registrations", self._registrations)
         self.control.route("GET", "/subscriptions", self._subscriptions)
         self.control.route("GET", "/trunks", self._trunks)
+        self.control.route("POST", "/trunks/test-call", self._trunk_test_call)
         self.control.route("GET", "/legs", self._legs)
         self.control.route("GET", "/extensions", self._ext_list)
         self.control.route("POST", "/extensions", self._ext_add)
@@ -270,6 +271,20 @@ class Box:
             raise BadRequest("GET /trunks takes no body")
         assert self.edge is not None
         return self.edge.trunks.snapshot()
+
+    async def _trunk_test_call(self, req: Request) -> dict[str, Any]:
+        f = self._ext_body(req, ("line", "number"), ("caller_id", "hold_s"))
+        assert self.edge is not None and self.engine is not None
+        if f["line"] not in self.edge.trunkset.lines:
+            raise BadRequest(f"no SIP trunk or FXO gateway {f['line'][:64]!r}", 404)
+        if not trunktest.NUMBER.fullmatch(f["number"]):
+            raise BadRequest("'number' is digits, with an optional leading '+'")
+        hold = f.get("hold_s", "2")
+        if not hold.isdigit() or int(hold) > 60:
+            raise BadRequest("'hold_s' is a whole number of seconds, at most 60")
+        return await trunktest.place_test_call(
+            self.engine, self.settings.sip_port, f["line"], f["number"],
+            caller_id=f.get("caller_id"), hold_s=float(hold))
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:
         assert self.edge is not None

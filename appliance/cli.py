@@ -207,6 +207,28 @@ def cmd_trunks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trunks_test(args: argparse.Namespace) -> int:
+    """Place a test call out through a trunk; exit 0 if it was answered."""
+    from .control import ControlError, call
+
+    s = _settings(args)
+    body = {"line": args.line, "number": args.number, "hold_s": str(args.hold)}
+    if args.caller_id:
+        body["caller_id"] = args.caller_id
+    try:
+        result = call(s.control_socket, "POST", "/trunks/test-call", body, timeout=90)
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print(f"{result['line']} -> {result['number']}: "
+              f"{'answered' if result['answered'] else 'not answered'} "
+              f"({result['code']} {result['reason']}, {result['seconds']} s)")
+    return 0 if result["answered"] else 1
+
+
 def _trunk_detail(t: dict[str, Any]) -> str:
     """The interesting part of a trunk's state, for `pbx trunks`."""
     parts = []
@@ -453,6 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("trunks", help="SIP trunks and FXO gateways: registration, channels")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_trunks)
+    tr_sub = tr.add_subparsers(dest="trunks_command")
+    tr_test = tr_sub.add_parser("test", help="place a test call out through a line")
+    tr_test.add_argument("line")
+    tr_test.add_argument("number")
+    tr_test.add_argument("--caller-id", help="the From user (default: the line's username)")
+    tr_test.add_argument("--hold", type=int, default=2, help="seconds to hold once answered")
+    tr_test.add_argument("--json", action="store_true")
+    tr_test.set_defaults(func=cmd_trunks_test)
     doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=cmd_doctor)

@@ -140,10 +140,20 @@ class ControlServer:
             self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Only reading the request is time-limited here: a slow client must not hold a
+        # connection open. A handler bounds its own work (a trunk's test call waits for
+        # the far end to answer, which takes longer than reading ever should).
         try:
-            status, payload = await asyncio.wait_for(self._handle(reader), READ_TIMEOUT_S)
+            request = await asyncio.wait_for(self._read(reader), READ_TIMEOUT_S)
         except TimeoutError:
             status, payload = 408, {"error": "request timed out"}
+        except BadRequest as exc:
+            status, payload = exc.status, {"error": str(exc)}
+        except Exception as exc:
+            log.exception("reading a control request failed")
+            status, payload = 500, {"error": f"internal error: {type(exc).__name__}"}
+        else:
+            status, payload = await self._run(request)
         try:
             writer.write(response(status, payload))
             await writer.drain()
@@ -154,29 +164,31 @@ class ControlServer:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await writer.wait_closed()
 
-    async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
+    async def _read(self, reader: asyncio.StreamReader) -> Request:
         try:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.LimitOverrunError:
-                raise BadRequest("request head too large", 431) from None
-            except asyncio.IncompleteReadError:
-                raise BadRequest("incomplete request") from None
-            if len(head) > MAX_HEAD:
-                raise BadRequest("request head too large", 431)
-            method, path, headers = parse_head(head[:-4])
-            length = content_length(headers)
-            try:
-                raw = await reader.readexactly(length)
-            except asyncio.IncompleteReadError:
-                raise BadRequest("body shorter than Content-Length") from None
-            body = parse_body(headers, raw)
-            handler = self._routes.get((method, path.split("?")[0]))
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise BadRequest("request head too large", 431) from None
+        except asyncio.IncompleteReadError:
+            raise BadRequest("incomplete request") from None
+        if len(head) > MAX_HEAD:
+            raise BadRequest("request head too large", 431)
+        method, path, headers = parse_head(head[:-4])
+        length = content_length(headers)
+        try:
+            raw = await reader.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise BadRequest("body shorter than Content-Length") from None
+        return Request(method, path, headers, parse_body(headers, raw))
+
+    async def _run(self, request: Request) -> tuple[int, Any]:
+        try:
+            handler = self._routes.get((request.method, request.path.split("?")[0]))
             if handler is None:
-                known = any(p == path for _, p in self._routes)
+                known = any(p == request.path for _, p in self._routes)
                 raise BadRequest("method not allowed" if known else "not found",
                                  405 if known else 404)
-            return 200, await handler(Request(method, path, headers, body))
+            return 200, await handler(request)
         except BadRequest as exc:
             return exc.status, {"error": str(exc)}
         except Exception as exc:

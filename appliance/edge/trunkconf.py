@@ -65,6 +65,9 @@ class TrunkLine:
     expires: int = DEFAULT_EXPIRES
     inbound_hosts: tuple[str, ...] = ()  # more addresses the provider sends calls from
     contact_user: str | None = None
+    # Challenges offered to a gateway that registers to the box: analog gateways' firmware
+    # is old and often reads only the first challenge, so MD5 alone unless told otherwise.
+    auth: str = "md5"
 
     @property
     def gateway_registers(self) -> bool:
@@ -153,7 +156,7 @@ class TrunkSet:
                 out[line.username] = Device(
                     -line.line_id, line.username, "", realm,
                     ha1(line.username, realm, line.secret, "MD5"),
-                    ha1(line.username, realm, line.secret, "SHA-256"), "sha256",
+                    ha1(line.username, realm, line.secret, "SHA-256"), line.auth,
                     line=line.key)
         return out
 
@@ -217,7 +220,8 @@ def load_trunks(db: Database) -> TrunkSet:
             expires=expires if isinstance(expires, int) and 60 <= expires <= 86400
             else DEFAULT_EXPIRES,
             inbound_hosts=_option_list(options, "inbound_hosts"),
-            contact_user=contact if isinstance(contact, str) and contact else None)
+            contact_user=contact if isinstance(contact, str) and contact else None,
+            auth="sha256" if options.get("auth") == "sha256" else "md5")
     return TrunkSet(country, lines,
                     {did: ext for did, ext in extension.items()
                      if any(did in line.dids for line in lines.values())})
