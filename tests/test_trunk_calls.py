@@ -494,3 +494,44 @@ async def test_reload_re_registers_changed_trunks_and_unregisters_removed_ones(
     # The call in progress through it is untouched (its channel count goes with it).
     assert w.edge.trunks.calls.get("out-1") is not None
     db.close()
+
+
+@pytest.mark.parametrize(("text", "stored"), [
+    ("192.0.2.70:5070", "192.0.2.70:5070"),
+    ("sip:proxy.provider.example:5070;lr", "proxy.provider.example:5070"),
+    ("proxy.provider.example", "proxy.provider.example"),
+    ("[2001:db8::7]:5070", "[2001:db8::7]:5070"),
+])
+def test_outbound_proxies_are_written_as_host_and_port(text: str, stored: str) -> None:
+    from appliance.config.types import normalize_host_port
+
+    assert normalize_host_port(text) == stored
+
+
+@pytest.mark.parametrize("text", ["proxy:0", "proxy:99999", "a b", "proxy:50:60", ""])
+def test_bad_outbound_proxies_are_refused(text: str) -> None:
+    from appliance.config.types import normalize_host_port
+
+    with pytest.raises(ValueError):
+        normalize_host_port(text)
+
+
+async def test_requests_go_through_the_outbound_proxy(tmp_path: Path) -> None:
+    db = Database.open(tmp_path / "pbx.db")
+    import_yaml(db, OFFICE.replace("    registration: false\n    channels: 1\n",
+                                   "    registration: false\n    channels: 1\n"
+                                   "    outbound_proxy: sip:192.0.2.70:5070;lr\n"))
+    w = Wire(db)
+    await w.edge.trunks.reload(w.edge.trunkset)
+    w.take()  # the other trunk's REGISTER
+    [(sent, dest)] = w.feed(engine_invite(), w.edge.engine)
+    assert dest == Source("UDP", "192.0.2.70", 5070) and isinstance(sent, Request)
+    assert str(sent.uri) == "sip:+79001234567@192.0.2.50"  # still addressed to the provider
+    assert sent.header("Route") == "<sip:192.0.2.70:5070;lr>"
+    # Calls from the proxy's address are the trunk's too.
+    [(msg, dest)] = w.feed(invite_from(Source("UDP", "192.0.2.70", 5070),
+                                       "sip:84951112233@127.0.0.1", call_id="via-proxy"),
+                           Source("UDP", "192.0.2.70", 5070))
+    assert dest == w.edge.engine and isinstance(msg, Request)
+    assert msg.header("X-PBX-Line") == "prov"
+    db.close()

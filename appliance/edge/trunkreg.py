@@ -110,7 +110,8 @@ class RegStatus:
     last_reason: str
     expires_at: float | None  # when the provider forgets us, if registered
     next_attempt: float | None  # the next REGISTER (refresh or retry), if one is planned
-    failures: int
+    failures: int  # in a row, since the last success
+    successes: int = 0  # 2xx answers to REGISTER (the first and every refresh)
 
 
 @dataclass
@@ -168,6 +169,7 @@ class Registration:
         self.last_reason = ""
         self.expires_at: float | None = None
         self.failures = 0
+        self.successes = 0
         self.call_id = f"{tokens()}@pbx"
         self.from_tag = tokens()
         self.cseq = 0
@@ -295,7 +297,7 @@ class Registration:
         nxt = self._next
         return RegStatus(self.state, self.last_code, self.last_reason,
                          self.expires_at if self.state is RegState.REGISTERED else None,
-                         nxt, self.failures)
+                         nxt, self.failures, self.successes)
 
     def usable(self) -> bool:
         """Whether calls may go through the account now (its registration is live)."""
@@ -310,6 +312,7 @@ class Registration:
         now = self.clock()
         granted = self._granted(resp)
         self.failures = 0
+        self.successes += 1
         self.expires_at = now + granted
         margin = REFRESH_MARGIN_S if granted > 2 * REFRESH_MARGIN_S else granted / 2
         self._next = now + max(1.0, granted - margin)

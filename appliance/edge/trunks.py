@@ -57,6 +57,7 @@ from .trunkreg import RegAccount, RegChange, Registration, RegState, RegTimers, 
 log = logging.getLogger(__name__)
 
 RESOLVE_S = 300.0
+START_WAIT_S = 3.0
 MIN_SLEEP_S = 0.01
 IDLE_S = 5.0
 
@@ -118,17 +119,21 @@ class Trunks:
         self._by_source: dict[str, list[str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        self._ready = asyncio.Event()  # the first resolution is done
         self._next_resolve = -math.inf
-        self._resolving: asyncio.Task[None] | None = None
         self.stats = {"trunk_calls_in": 0, "trunk_calls_out": 0, "trunk_refused": 0,
                       "trunk_auth_answered": 0}
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Resolve every line's host and start the registrations."""
-        await self._resolve_all()
-        self._apply_registrations()
+        """Resolve every line's host and start the registrations.
+
+        Waits at most `START_WAIT_S` for the first resolution (a host name whose DNS is
+        down must not hold the box's start); the loop carries on with it.
+        """
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="edge-trunks")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), START_WAIT_S)
 
     async def stop(self, timeout: float = 1.0) -> None:
         """Un-register from every provider (waiting briefly for the answers), then stop."""
@@ -144,8 +149,6 @@ class Trunks:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._resolving is not None:
-            self._resolving.cancel()
 
     async def reload(self, trunkset: TrunkSet) -> None:
         """Take a new configuration: changed lines re-register, removed ones un-register."""
@@ -253,12 +256,11 @@ class Trunks:
     async def _loop(self) -> None:
         while True:
             try:
-                wake = self.tick()
                 if self.clock() >= self._next_resolve:
-                    self._next_resolve = self.clock() + RESOLVE_S
                     await self._resolve_all()
                     self._apply_registrations()
-                    wake = min(wake, self.tick())
+                    self._ready.set()
+                wake = self.tick()
             except Exception:
                 log.exception("edge: trunk round failed")
                 wake = self.clock() + IDLE_S
@@ -381,7 +383,8 @@ class Trunks:
                                 and status.state is RegState.FAILED else None),
                     next_register=(round(max(0.0, status.next_attempt - now), 1)
                                    if status and status.next_attempt is not None else None),
-                    failures=status.failures if status else 0)
+                    failures=status.failures if status else 0,
+                    registrations=status.successes if status else 0)
             elif line.gateway_registers:
                 bound = self.gateway_bindings(line.username or "")
                 item.update(mode="registers_to_box",
