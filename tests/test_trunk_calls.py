@@ -519,7 +519,7 @@ def test_bad_outbound_proxies_are_refused(text: str) -> None:
 async def test_requests_go_through_the_outbound_proxy(tmp_path: Path) -> None:
     db = Database.open(tmp_path / "pbx.db")
     import_yaml(db, OFFICE.replace("    registration: false\n    channels: 1\n",
-                                   "    registration: false\n    channels: 1\n"
+                                   "    registration: false\n    channels: 2\n"
                                    "    outbound_proxy: sip:192.0.2.70:5070;lr\n"))
     w = Wire(db)
     await w.edge.trunks.reload(w.edge.trunkset)
