@@ -535,3 +535,24 @@ async def test_requests_go_through_the_outbound_proxy(tmp_path: Path) -> None:
     assert dest == w.edge.engine and isinstance(msg, Request)
     assert msg.header("X-PBX-Line") == "prov"
     db.close()
+
+
+def test_a_gateway_may_not_take_a_phones_user_name() -> None:
+    from appliance.config import ConfigError
+    from appliance.config.yamlio import parse_yaml
+
+    clash = OFFICE.replace("    username: fxo1\n", "    username: \"101\"\n")
+    with pytest.raises(ConfigError, match=r"lines\[2\]\.username.*already used"):
+        parse_yaml(clash)
+
+
+@FUZZ
+@given(st.text(max_size=60))
+def test_host_and_port_parsing_raises_only_value_errors(text: str) -> None:
+    from appliance.config.types import normalize_host_port
+
+    try:
+        out = normalize_host_port(text)
+    except ValueError:
+        return
+    assert out and " " not in out
