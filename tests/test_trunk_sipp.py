@@ -185,8 +185,9 @@ def test_a_provider_call_on_a_did_rings_the_mapped_extension(
     finally:
         phone.close()
     rows = sqlite3.connect(settings.db_path).execute(
-        "SELECT dialled, disposition, caller_device FROM call_records").fetchall()
-    assert rows == [("101", "answered", "")]  # the forged X-PBX-Device was stripped
+        "SELECT dialled, disposition, caller FROM call_records").fetchall()
+    assert [(d, s) for d, s, _ in rows] == [("101", "answered")]
+    assert "+79161234567" in rows[0][2]
 
 
 async def test_trunk_calls_reach_the_engine_with_the_line_headers(tmp_path: Path,
