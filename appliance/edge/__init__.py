@@ -53,6 +53,7 @@ from .security import Ban, Guard, GuardConfig
 from .subscriptions import SubscriptionConfig, Subscriptions
 from .transport import Source, Transports
 from .trunkcalls import (
+    CallState,
     TimerLimits,
     TrunkCall,
     ack_for,
@@ -674,7 +675,9 @@ class Edge:
         """A response from a line to the engine's INVITE; True if the edge took it."""
         if resp.cseq.method != "INVITE":
             return False
-        if resp.status in (401, 407) and call.sent is not None and call.dest is not None:
+        initial = call.sent is not None and resp.cseq.number == call.sent.cseq.number \
+            and call.state is not CallState.CONFIRMED
+        if resp.status in (401, 407) and initial and call.dest is not None:
             self._trunk_challenged(resp, call)
             return True
         self.trunks.call_changed(self.trunks.calls.progress(call.call_id, resp.status))
