@@ -556,3 +556,11 @@ def test_host_and_port_parsing_raises_only_value_errors(text: str) -> None:
     except ValueError:
         return
     assert out and " " not in out
+
+
+def test_pbx_trunks_without_an_engine_says_so(settings: object) -> None:
+    from tests.support.harness import pbx
+
+    for args in (("trunks",), ("trunks", "test", "prov", "+79001234567")):
+        result = pbx(settings, *args)  # type: ignore[arg-type]
+        assert result.returncode == 3 and "engine" in result.stderr, result.stderr
