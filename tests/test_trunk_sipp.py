@@ -23,6 +23,7 @@ from appliance.control import call as control
 from appliance.db import Database
 from appliance.edge import Edge, EdgeConfig
 from appliance.settings import Settings
+from appliance.sip import digest_response, ha1, parse_credentials
 from tests.conftest import free_port, free_port_block
 from tests.support.harness import EngineProcess, PhoneProcess, pbx
 
@@ -223,7 +224,8 @@ def test_a_call_out_through_the_trunk_answers_a_407_and_the_channel_limit_holds(
     port = free_port()
     provider = sipp_background("-sf", str(HERE / "trunk_uas.xml"), "-i", PROVIDER_IP,
                                "-p", str(port), "-m", "1", "-mi", PROVIDER_IP,
-                               "-mp", str(free_port_block(4)), "-rtp_echo", cwd=sipp_dir)
+                               "-mp", str(free_port_block(4)), "-rtp_echo", "-trace_logs",
+                               cwd=sipp_dir)
     try:
         start_box(office(port, channels=1))
         results: dict[str, subprocess.CompletedProcess[str]] = {}
@@ -248,12 +250,30 @@ def test_a_call_out_through_the_trunk_answers_a_407_and_the_channel_limit_holds(
         assert "answered" in first.stdout
         code, out = finished(provider)
         assert code == 0, out[-3000:] + errors(sipp_dir)
+        assert_digest_answers_the_challenge(sipp_dir)
         assert trunk(settings, "prov")["calls"] == 0  # type: ignore[index]
         status = control(settings.control_socket, "GET", "/status")["sip"]
         assert status["trunk_auth_answered"] == 1 and status["trunk_refused"] == 1
     finally:
         if provider.poll() is None:
             provider.kill()
+
+
+def assert_digest_answers_the_challenge(sipp_dir: Path) -> None:
+    """The Proxy-Authorization SIPp logged answers its challenge for trunkuser's password.
+
+    (SIPp's own verifyauth reads Authorization only; it checks the box's REGISTER digest
+    in the registration test, this checks the INVITE's.)
+    """
+    logged = "".join(p.read_text() for p in sipp_dir.glob("trunk_uas_*_logs.log"))
+    value = logged.split("PROXY-AUTHORIZATION ", 1)[1].splitlines()[0]
+    params = parse_credentials(value).as_dict()
+    assert params["nonce"].startswith("p") and params["qop"] == "auth"
+    expected = digest_response(ha1("trunkuser", "provider.test", "Tr-secret-42", "MD5"),
+                               params["nonce"], "INVITE", params["uri"], "MD5", qop="auth",
+                               nc=params["nc"], cnonce=params["cnonce"])
+    assert params["response"] == expected
+    assert params["uri"].startswith("sip:+79001234567@127.0.0.2:")
 
 
 def test_an_fxo_gateway_registers_to_the_box_and_calls_in(
