@@ -564,3 +564,12 @@ def test_pbx_trunks_without_an_engine_says_so(settings: object) -> None:
     for args in (("trunks",), ("trunks", "test", "prov", "+79001234567")):
         result = pbx(settings, *args)  # type: ignore[arg-type]
         assert result.returncode == 3 and "engine" in result.stderr, result.stderr
+
+
+def test_routing_status_says_which_lines_can_take_a_call(wire: Wire) -> None:
+    status = wire.edge.trunks.routing_status()
+    assert status["prov"] == {"up": True, "free_channels": 1, "registered": None}
+    assert status["reg"] == {"up": False, "free_channels": 4, "registered": False}
+    assert status["fxo"]["up"] is False  # the gateway has not registered to the box
+    wire.feed(engine_invite(), wire.edge.engine)
+    assert wire.edge.trunks.routing_status()["prov"]["free_channels"] == 0

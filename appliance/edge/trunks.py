@@ -356,6 +356,22 @@ class Trunks:
                  self.calls.count(change.line))
 
     # --- reading -----------------------------------------------------------------------
+    def routing_status(self) -> dict[str, dict[str, Any]]:
+        """Each line as outbound routing weighs it: up, free channels, registered.
+
+        `registered` is None for lines that do not register (IP-authenticated, or a
+        gateway that registers to the box: `up` says whether it is there).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for line in self.trunkset.lines.values():
+            reg = self.registrations.get(line.key)
+            out[line.key] = {
+                "up": self.usable(line) is None,
+                "free_channels": max(0, line.channels - self.calls.count(line.key)),
+                "registered": (reg is not None and reg.usable()) if line.register else None,
+            }
+        return out
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Every line's registration and channels, for `GET /trunks`."""
         now = self.clock()
