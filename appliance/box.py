@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from . import calllog, directory, extensions, sounds
+from . import calllog, directory, extensions, sounds, trunktest
 from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
@@ -26,6 +26,7 @@ from .edge import Edge, EdgeConfig
 from .edge.firewall import Firewall, NullFirewall, open_firewall
 from .edge.registrar import load_devices
 from .edge.security import GuardConfig
+from .edge.trunkconf import load_trunks
 from .engine import Engine, EngineConfig, EngineError
 from .lines import api as lines_api
 from .lines.context import LineContext, LineTimers
@@ -123,6 +124,7 @@ class Box:
                                     keepalive_s=s.sip_keepalive_s), db,
                          firewall=self.firewall)
         await self.edge.start()
+        self.line_sources.append(self.edge.trunks.routing_status)
         self.on_shutdown(self.edge.stop)
         self.engine.set_transfer_policy(self.edge.is_box_uri)
 
@@ -226,11 +228,13 @@ class Box:
         # Both snapshots are read in an executor: the event loop also carries the SIP edge.
         new_directory = await loop.run_in_executor(None, self._directory)
         devices = await loop.run_in_executor(None, lambda: load_devices(db))
+        trunks = await loop.run_in_executor(None, lambda: load_trunks(db))
         snapshot = await loop.run_in_executor(None, self._routing)
         # Swapping the snapshots only affects calls and requests from now on.
         self.switchboard.directory = new_directory
         self.switchboard.snapshot = snapshot
-        self.edge.reload(devices)
+        self.edge.reload(devices, trunks)
+        await self.edge.reload_trunks(trunks)
         if self.lines is not None:
             sims, threshold = await loop.run_in_executor(
                 None, lambda: read_sim_settings(db.read()))
@@ -250,6 +254,8 @@ class Box:
         self.control.route("POST", "/bans/remove", self._unban)
         self.control.route("GET", "/registrations", self._registrations)
         self.control.route("GET", "/subscriptions", self._subscriptions)
+        self.control.route("GET", "/trunks", self._trunks)
+        self.control.route("POST", "/trunks/test-call", self._trunk_test_call)
         self.control.route("GET", "/legs", self._legs)
         self.control.route("GET", "/extensions", self._ext_list)
         self.control.route("POST", "/extensions", self._ext_add)
@@ -282,6 +288,7 @@ class Box:
                        else {}),
                     "firewall_errors": self.firewall.errors,
                     **(self.edge.stats if self.edge else {}),
+                    **(self.edge.trunks.stats if self.edge else {}),
                     **(self.edge.keepalive.stats if self.edge else {})},
             "lines": self.lines.counts() if self.lines else {},
         }
@@ -326,6 +333,26 @@ class Box:
             raise BadRequest("GET /subscriptions takes no body")
         assert self.edge is not None
         return self.edge.subscriptions.snapshot()
+
+    async def _trunks(self, req: Request) -> list[dict[str, Any]]:
+        if req.body is not None:
+            raise BadRequest("GET /trunks takes no body")
+        assert self.edge is not None
+        return self.edge.trunks.snapshot()
+
+    async def _trunk_test_call(self, req: Request) -> dict[str, Any]:
+        f = self._ext_body(req, ("line", "number"), ("caller_id", "hold_s"))
+        assert self.edge is not None and self.engine is not None
+        if f["line"] not in self.edge.trunkset.lines:
+            raise BadRequest(f"no SIP trunk or FXO gateway {f['line'][:64]!r}", 404)
+        if not trunktest.NUMBER.fullmatch(f["number"]):
+            raise BadRequest("'number' is digits, with an optional leading '+'")
+        hold = f.get("hold_s", "2")
+        if not hold.isdigit() or int(hold) > 60:
+            raise BadRequest("'hold_s' is a whole number of seconds, at most 60")
+        return await trunktest.place_test_call(
+            self.engine, self.settings.sip_port, f["line"], f["number"],
+            caller_id=f.get("caller_id"), hold_s=float(hold))
 
     async def _bans(self, _req: Request) -> list[dict[str, Any]]:
         assert self.edge is not None

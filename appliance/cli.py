@@ -187,6 +187,66 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trunks(args: argparse.Namespace) -> int:
+    """Show the running engine's SIP trunks and FXO gateways."""
+    from .control import ControlError, call
+
+    s = _settings(args)
+    try:
+        trunks = call(s.control_socket, "GET", "/trunks")
+    except ControlError as exc:
+        print(f"engine: not running ({exc})", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(trunks, indent=2, ensure_ascii=False))
+        return 0
+    if not trunks:
+        print("no SIP trunks or FXO gateways configured")
+        return 0
+    for t in trunks:
+        print(f"{t['line']:<16} {t['kind']:<12} {t['state']:<16} "
+              f"{t['calls']}/{t['channels']} channel(s)  {_trunk_detail(t)}")
+    return 0
+
+
+def cmd_trunks_test(args: argparse.Namespace) -> int:
+    """Place a test call out through a trunk; exit 0 if it was answered."""
+    from .control import ControlError, call
+
+    s = _settings(args)
+    body = {"line": args.line, "number": args.number, "hold_s": str(args.hold)}
+    if args.caller_id:
+        body["caller_id"] = args.caller_id
+    try:
+        result = call(s.control_socket, "POST", "/trunks/test-call", body, timeout=90)
+    except ControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print(f"{result['line']} -> {result['number']}: "
+              f"{'answered' if result['answered'] else 'not answered'} "
+              f"({result['code']} {result['reason']}, {result['seconds']} s)")
+    return 0 if result["answered"] else 1
+
+
+def _trunk_detail(t: dict[str, Any]) -> str:
+    """The interesting part of a trunk's state, for `pbx trunks`."""
+    parts = []
+    if t.get("last_code"):
+        parts.append(f"last {t['last_code']} {t.get('last_reason', '')}".rstrip())
+    if t.get("expires") is not None:
+        parts.append(f"expires in {t['expires']} s")
+    if t.get("next_retry") is not None:
+        parts.append(f"retry in {t['next_retry']} s")
+    if t.get("contacts"):
+        parts.append("at " + ", ".join(t["contacts"]))
+    if t.get("problem"):
+        parts.append(f"unusable: {t['problem']}")
+    return "; ".join(parts)
+
+
 def _enforcement(sip: dict[str, object]) -> str:
     """How bans are enforced, for `pbx status`."""
     if sip.get("firewall") == "nftables":
@@ -549,6 +609,17 @@ def build_parser() -> argparse.ArgumentParser:
     ussd.add_argument("line")
     ussd.add_argument("code")
     ussd.set_defaults(func=cmd_ussd)
+    tr = sub.add_parser("trunks", help="SIP trunks and FXO gateways: registration, channels")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_trunks)
+    tr_sub = tr.add_subparsers(dest="trunks_command")
+    tr_test = tr_sub.add_parser("test", help="place a test call out through a line")
+    tr_test.add_argument("line")
+    tr_test.add_argument("number")
+    tr_test.add_argument("--caller-id", help="the From user (default: the line's username)")
+    tr_test.add_argument("--hold", type=int, default=2, help="seconds to hold once answered")
+    tr_test.add_argument("--json", action="store_true")
+    tr_test.set_defaults(func=cmd_trunks_test)
     doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=cmd_doctor)

@@ -17,7 +17,7 @@ import re
 import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,10 +169,20 @@ class ControlServer:
             self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Only reading the request is time-limited here: a slow client must not hold a
+        # connection open. A handler bounds its own work (a trunk's test call waits for
+        # the far end to answer, which takes longer than reading ever should).
         try:
-            status, payload = await asyncio.wait_for(self._handle(reader), READ_TIMEOUT_S)
+            request = await asyncio.wait_for(self._read(reader), READ_TIMEOUT_S)
         except TimeoutError:
             status, payload = 408, {"error": "request timed out"}
+        except BadRequest as exc:
+            status, payload = exc.status, {"error": str(exc)}
+        except Exception as exc:
+            log.exception("reading a control request failed")
+            status, payload = 500, {"error": f"internal error: {type(exc).__name__}"}
+        else:
+            status, payload = await self._run(request)
         try:
             writer.write(response(status, payload))
             await writer.drain()
@@ -183,30 +193,32 @@ class ControlServer:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await writer.wait_closed()
 
-    async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
+    async def _read(self, reader: asyncio.StreamReader) -> Request:
         try:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.LimitOverrunError:
-                raise BadRequest("request head too large", 431) from None
-            except asyncio.IncompleteReadError:
-                raise BadRequest("incomplete request") from None
-            if len(head) > MAX_HEAD:
-                raise BadRequest("request head too large", 431)
-            method, path, headers = parse_head(head[:-4])
-            length = content_length(headers)
-            try:
-                raw = await reader.readexactly(length)
-            except asyncio.IncompleteReadError:
-                raise BadRequest("body shorter than Content-Length") from None
-            body = parse_body(headers, raw)
-            route_path, _, query_text = path.partition("?")
-            handler, params, known = self._find(method, route_path)
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise BadRequest("request head too large", 431) from None
+        except asyncio.IncompleteReadError:
+            raise BadRequest("incomplete request") from None
+        if len(head) > MAX_HEAD:
+            raise BadRequest("request head too large", 431)
+        method, path, headers = parse_head(head[:-4])
+        length = content_length(headers)
+        try:
+            raw = await reader.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise BadRequest("body shorter than Content-Length") from None
+        return Request(method, path, headers, parse_body(headers, raw))
+
+    async def _run(self, request: Request) -> tuple[int, Any]:
+        try:
+            route_path, _, query_text = request.path.partition("?")
+            handler, params, known = self._find(request.method, route_path)
             if handler is None:
                 raise BadRequest("method not allowed" if known else "not found",
                                  405 if known else 404)
             query = dict(urllib.parse.parse_qsl(query_text, max_num_fields=20))
-            return 200, await handler(Request(method, path, headers, body, params, query))
+            return 200, await handler(replace(request, params=params, query=query))
         except BadRequest as exc:
             return exc.status, {"error": str(exc)}
         except Exception as exc:

@@ -42,6 +42,7 @@ from .types import (
     Email,
     Extension,
     Host,
+    HostPort,
     IsoDate,
     Key,
     Md5Hex,
@@ -301,7 +302,7 @@ class SipTrunkLine(_LineBase):
     secret: SecretStr | None = Field(default=None, exclude=True)
     registration: bool = True  # the box registers to the provider
     from_domain: Host | None = None
-    outbound_proxy: Host | None = None
+    outbound_proxy: HostPort | None = None  # host or host:port; requests go there first
     channels: int = Field(default=2, ge=1, le=256)
 
 

@@ -175,6 +175,28 @@ def normalize_host(value: object) -> str:
     return text
 
 
+def normalize_host_port(value: object) -> str:
+    """A host name or IP address with an optional port ('proxy.example.net:5070').
+
+    A leading 'sip:' and a trailing ';lr' (how providers often write an outbound proxy)
+    are dropped.
+    """
+    text = as_text(value, "a host")
+    bare = text[4:] if text.lower().startswith("sip:") else text
+    bare = bare.split(";", 1)[0]
+    host, port = bare, ""
+    if bare.startswith("["):
+        end = bare.find("]")
+        if end > 0 and bare[end + 1:end + 2] == ":":
+            host, port = bare[:end + 1], bare[end + 2:]
+    elif bare.count(":") == 1:
+        host, port = bare.split(":")
+    if not _HOST.fullmatch(host) or (port and not (port.isascii() and port.isdigit()
+                                                   and 1 <= int(port) <= 65535)):
+        raise ValueError(f"{text!r} is not a host name or IP address with an optional port")
+    return f"{host}:{int(port)}" if port else host
+
+
 def normalize_url(value: object) -> str:
     """An http(s) URL."""
     text = as_text(value, "a URL")
@@ -299,6 +321,7 @@ TimeZoneName = Annotated[str, BeforeValidator(normalize_time_zone)]
 Email = Annotated[str, BeforeValidator(normalize_email)]
 SipUri = Annotated[str, BeforeValidator(normalize_sip_uri)]
 Host = Annotated[str, BeforeValidator(normalize_host)]
+HostPort = Annotated[str, BeforeValidator(normalize_host_port)]
 Url = Annotated[str, BeforeValidator(normalize_url)]
 SipUser = Annotated[str, BeforeValidator(normalize_sip_user)]
 RelativePath = Annotated[str, BeforeValidator(normalize_relative_path)]

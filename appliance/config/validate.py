@@ -143,9 +143,14 @@ def _duplicates(values: Iterable[tuple[str, str]], what: str, idx: _Index) -> No
 
 
 def _unique_values(cfg: BoxConfig, idx: _Index) -> None:
+    # An FXO gateway that registers to the box logs in like a phone: its name is a SIP
+    # user name like a device's, and two of them would be one account.
+    gateways = [(f"lines[{i}].username", line.username) for i, line in enumerate(cfg.lines)
+                if line.kind == "fxo_gateway" and not line.registration and line.username]
     _duplicates(
-        ((f"employees[{i}].devices[{j}].username", d.username)
-         for i, e in enumerate(cfg.employees) for j, d in enumerate(e.devices)),
+        [*((f"employees[{i}].devices[{j}].username", d.username)
+           for i, e in enumerate(cfg.employees) for j, d in enumerate(e.devices)),
+         *gateways],
         "SIP user name", idx,
     )
     _duplicates(((f"numbers[{i}].number", n.number) for i, n in enumerate(cfg.numbers)),

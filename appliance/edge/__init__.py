@@ -3,7 +3,9 @@
 It registers phones (digest auth), keeps the location table, and proxies
 statelessly between the outside and the call engine on loopback, record-
 routing every dialog through itself with a flow token. Requests from the
-outside are authenticated before anything reaches the engine.
+outside are authenticated before anything reaches the engine. SIP trunks and
+FXO gateways are handled here too (`trunks.py`, whose docstring holds the
+X-PBX-* header contract between the edge and the engine).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..sip import (
     parse_uri,
     torture_response,
 )
+from ..sip.digest_client import pick_challenge
 from ..sip.headers import Via
 from .firewall import Firewall, NullFirewall
 from .keepalive import Keepalive, KeepaliveConfig
@@ -49,6 +52,24 @@ from .registrar import Authenticator, AuthVerdict, Devices, Registrar, load_devi
 from .security import Ban, Guard, GuardConfig
 from .subscriptions import SubscriptionConfig, Subscriptions
 from .transport import Source, Transports
+from .trunkcalls import (
+    CallState,
+    TimerLimits,
+    TrunkCall,
+    ack_for,
+    cancel_for,
+    clean_caller_id,
+    gateway_uri,
+    outbound_invite,
+    strip_private,
+    target_user,
+    to_engine,
+    to_trunk,
+    with_credentials,
+)
+from .trunkconf import TrunkLine, TrunkSet, load_trunks, with_gateways
+from .trunkreg import RegTimers
+from .trunks import Trunks
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +77,9 @@ FLUSH_INTERVAL_S = 1.0
 # How long an authenticated request's retransmissions are recognised (Timer B/F).
 RETRANSMIT_WINDOW_S = 32.0
 MAX_REMEMBERED = 4096
-# Headers only the edge may set on requests towards the engine.
-TRUSTED_HEADERS = ("X-PBX-Device", "X-PBX-Hairpin")
+# Headers only the edge may set on requests towards the engine (every X-PBX-* header
+# from outside is stripped; these are the ones the engine acts on).
+TRUSTED_HEADERS = ("X-PBX-Device", "X-PBX-Hairpin", "X-PBX-Line", "X-PBX-Number")
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,8 @@ class EdgeConfig:
     guard: GuardConfig = field(default_factory=GuardConfig)
     keepalive_s: float = 30.0  # OPTIONS to every binding this often; 0: never
     subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
+    trunk_timers: RegTimers = field(default_factory=RegTimers)
+    trunk_limits: TimerLimits = field(default_factory=TimerLimits)
 
 
 def _is_local_ip(host: str) -> bool:
@@ -103,7 +127,8 @@ class Edge:
         self.clock = clock
         key = secret or secrets.token_bytes(32)
         self.location = LocationTable(clock)
-        self.devices: Devices = load_devices(db)
+        self.trunkset: TrunkSet = load_trunks(db)
+        self.devices: Devices = with_gateways(load_devices(db), self.trunkset)
         self.nonces = NonceManager(key, ttl_s=config.nonce_ttl_s, clock=clock)
         self.auth = Authenticator(self.nonces, lambda: self.devices)
         self.registrar = Registrar(self.location, clock, on_change=self._binding_changed)
@@ -120,6 +145,11 @@ class Edge:
         self.subscriptions = Subscriptions(
             config.subscriptions, lambda: self.devices,
             lambda req, dest: self.transports.send(req, dest), config.port, clock=monotonic)
+        # SIP trunks and FXO gateways: registrations, channels (edge/trunks.py).
+        self.trunks = Trunks(
+            self.trunkset, lambda msg, dest: self.transports.send(msg, dest),
+            self.local_host_toward, config.port, self.location.bindings, clock=monotonic,
+            timers=config.trunk_timers, limits=config.trunk_limits)
         self._flusher: asyncio.Task[None] | None = None
         self._local_ip_cache: dict[str, str] = {}
         self.guard = Guard(config.guard, clock, on_ban=self._banned)
@@ -139,9 +169,11 @@ class Edge:
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(),
                                                                name="edge-flush")
         self.keepalive.start()
+        await self.trunks.start()
 
     async def stop(self) -> None:
         """Stop listening; write the last registration changes."""
+        await self.trunks.stop()
         await self.keepalive.stop()
         self.subscriptions.stop()
         if self._flusher is not None:
@@ -156,15 +188,19 @@ class Edge:
             for task in late:
                 task.cancel()
 
-    def reload(self, devices: Devices | None = None) -> None:
-        """Pick up changed devices and passwords.
+    def reload(self, devices: Devices | None = None, trunks: TrunkSet | None = None) -> None:
+        """Pick up changed devices and passwords (and trunks, for `reload_trunks`).
 
         Registrations stay, except those of devices that were removed or disabled or
         whose credentials changed: a phone holding an old password (or a removed
         device) must not keep receiving calls until its registration expires.
         """
         # The caller may read the devices off the event loop and hand them in.
-        old, new = self.devices, devices if devices is not None else load_devices(self.db)
+        if trunks is not None:
+            self.trunkset = trunks
+        old = self.devices
+        new = with_gateways(devices if devices is not None else load_devices(self.db),
+                            self.trunkset)
         self.devices = new
         for username, before in old.by_username.items():
             after = new.by_username.get(username)
@@ -175,6 +211,11 @@ class Edge:
                     log.info("edge: dropped the registration of %s (%s)", username,
                              "device removed" if after is None else "credentials changed")
         self.subscriptions.reload()
+
+    async def reload_trunks(self, trunks: TrunkSet) -> None:
+        """Re-register changed trunks, un-register removed ones; calls are not touched."""
+        self.trunkset = trunks
+        await self.trunks.reload(trunks)
 
     async def flush(self) -> None:
         """Write pending registration changes in one transaction."""
@@ -303,7 +344,8 @@ class Edge:
         self.transports.send(resp, dest)
 
     def _from_outside(self, req: Request, source: Source) -> None:
-        if not self.guard.admit(source.host, req.user_agent):
+        if not self.guard.admit(source.host, req.user_agent,
+                                rate_limited=not self.trunks.is_line_address(source.host)):
             return  # banned, throttled or a scanner: no answer at all
         via = req.top_via
         if via is None:
@@ -326,9 +368,7 @@ class Edge:
         if forwarded is None:
             self._reply(make_response(req, 483), req, source)
             return
-        req = forwarded
-        for name in TRUSTED_HEADERS:
-            req = req.without_header(name)
+        req = strip_private(forwarded)
 
         if self.subscriptions.owns(req):
             self._subscription(req, source)
@@ -339,12 +379,17 @@ class Edge:
         if routes and own_route(routes[0], self._our_hosts(), self.config.port):
             req = req.with_header("Route", [str(r) for r in routes[1:]]) if routes[1:] \
                 else req.without_header("Route")
-        elif not in_dialog and isinstance(req.uri, SipUri) and req.uri.user is None:
-            # Addressed to the box itself: keepalive OPTIONS and the like.
+        elif not in_dialog and isinstance(req.uri, SipUri) and (
+                req.uri.user is None or (req.method == "OPTIONS"
+                                         and self.trunks.is_line_address(source.host))):
+            # Addressed to the box itself: keepalive OPTIONS and the like (a provider's
+            # OPTIONS name its account: the box answers them too).
             code = 200 if req.method == "OPTIONS" else 405
             if req.method != "ACK":
                 self._reply(make_response(req, code), req, source)
             return
+        if in_dialog and req.method == "BYE":
+            self.trunks.call_changed(self.trunks.calls.end(req.call_id, "BYE from outside"))
 
         if not in_dialog:
             if req.method != "INVITE":
@@ -352,12 +397,29 @@ class Edge:
                     Header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE")]),
                     req, source)
                 return
-            verdict = self._authenticate(req, source)
-            if verdict.device is None:
-                self._refuse(verdict, req, source)
-                return
-            req = req.without_header("Proxy-Authorization").append_header(
-                "X-PBX-Device", verdict.device.username)
+            inbound = self.trunks.inbound(req, source)
+            if inbound is not None:
+                # A trunk's call to one of its DIDs, from its own address: no digest.
+                trunk_call = self._trunk_inbound(req, source, inbound.line, inbound.number)
+                if trunk_call is None:
+                    return
+                req = trunk_call
+            else:
+                verdict = self._authenticate(req, source)
+                if verdict.device is None:
+                    self._refuse(verdict, req, source)
+                    return
+                req = req.without_header("Proxy-Authorization")
+                gateway = self.trunkset.lines.get(verdict.device.line or "")
+                if gateway is not None:
+                    # An FXO gateway registered like a phone: a call in on its line.
+                    gateway_call = self._trunk_inbound(
+                        req, source, gateway, self.trunkset.gateway_number(gateway, req))
+                    if gateway_call is None:
+                        return
+                    req = gateway_call
+                else:
+                    req = req.append_header("X-PBX-Device", verdict.device.username)
             host = self.local_host_toward(source.host)
             req = req.prepend_header(
                 "Record-Route",
@@ -430,6 +492,18 @@ class Edge:
             dest = self.tokens.decode(token_user or "")
             req = req.with_header("Route", [str(r) for r in routes[1:]]) if routes[1:] \
                 else req.without_header("Route")
+        if req.method == "INVITE" and req.to.tag is None and req.header("X-PBX-Line"):
+            self._trunk_outbound(req, via.branch or "")
+            return
+        call = self.trunks.calls.lookup(req.call_id)
+        if call is not None:
+            req = strip_private(req)
+            if req.method == "BYE":
+                self.trunks.call_changed(self.trunks.calls.end(req.call_id, "BYE from the box"))
+            if call.outbound and self._trunk_in_dialog(req, call, via.branch or ""):
+                return
+            if call.outbound:
+                req = to_trunk(req, call)
         if dest is None and req.method == "INVITE" and req.to.tag is None \
                 and isinstance(req.uri, SipUri) and self._is_us(req.uri.host, req.uri.port):
             # The engine calls the box itself (a transfer's new leg): back in as a new
@@ -464,19 +538,22 @@ class Edge:
         return Source("TCP" if transport == "TCP" else "UDP", uri.host.strip("[]"),
                       uri.port or 5060)
 
-    def _forward(self, req: Request, dest: Source, *, incoming_branch: str) -> None:
+    def _forward(self, req: Request, dest: Source, *, incoming_branch: str) -> Request:
         host = "127.0.0.1" if dest == self.engine else self.local_host_toward(dest.host)
         ours = Via(host=host, transport=dest.transport, port=self.config.port,
                    params=(("branch", branch_for(incoming_branch, self.tokens.secret)),
                            ("rport", None)))
-        self.transports.send(req.prepend_header("Via", str(ours)), dest)
+        sent = req.prepend_header("Via", str(ours))
+        self.transports.send(sent, dest)
         self.stats["forwarded"] += 1
+        return sent
 
     def _response(self, resp: Response, source: Source) -> None:
         vias = resp.vias
         if len(vias) == 1 and (self.keepalive.response(resp)
-                               or self.subscriptions.response(resp)):
-            return  # an answer to the edge's own keepalive OPTIONS or NOTIFY
+                               or self.subscriptions.response(resp)
+                               or self.trunks.response(resp)):
+            return  # an answer to the edge's own keepalive OPTIONS, NOTIFY or REGISTER
         if len(vias) < 2 or not self._is_us(vias[0].host, vias[0].port):
             self.stats["dropped"] += 1
             return
@@ -496,7 +573,151 @@ class Edge:
                     self.tokens.encode(source), source.transport))
         else:
             dest = response_destination(nxt)
+        call = self.trunks.calls.lookup(resp.call_id)
+        if call is not None:
+            if call.outbound and dest == self.engine:
+                if self._trunk_answer(resp, call):
+                    return
+                resp = to_engine(resp, call)
+            elif not call.outbound and source == self.engine and resp.cseq.method == "INVITE":
+                self.trunks.call_changed(self.trunks.calls.progress(resp.call_id, resp.status))
         self.transports.send(resp, dest)
+
+    # --- trunks and gateways (edge/trunks.py has the header contract) -----------------
+    def _trunk_inbound(self, req: Request, source: Source, line: TrunkLine,
+                       number: str | None) -> Request | None:
+        """A call in from a line: a channel taken and the trusted headers set (None: refused)."""
+        new = self.trunks.calls.get(req.call_id) is None  # else a retransmission
+        if self.trunks.calls.admit(req.call_id, line.key, line.channels,
+                                   outbound=False) is None:
+            self.trunks.stats["trunk_refused"] += 1
+            log.info("edge: call in on %s refused: all %d channel(s) busy", line.key,
+                     line.channels)
+            self._reply(make_response(req, 503, "All Channels Busy"), req, source)
+            return None
+        if new:
+            self.trunks.stats["trunk_calls_in"] += 1
+        req = req.append_header("X-PBX-Line", line.key)
+        if number is not None:
+            req = req.append_header("X-PBX-Number", number)
+        return req
+
+    def _to_engine_reply(self, req: Request, code: int, reason: str) -> None:
+        self.transports.send(make_response(req, code, reason), self.engine)
+
+    def _trunk_outbound(self, req: Request, branch: str) -> None:
+        """An INVITE from the engine with X-PBX-Line: out through that line."""
+        key = (req.header("X-PBX-Line") or "").strip()
+        line = self.trunkset.lines.get(key)
+        if line is None:
+            log.info("edge: the engine asked for line %r, which is not a trunk", key[:64])
+            self._to_engine_reply(req, 404, "Unknown Line")
+            return
+        known = self.trunks.calls.get(req.call_id)
+        if known is not None and known.sent is not None and known.dest is not None:
+            self.transports.send(known.sent, known.dest)  # the engine's retransmission
+            return
+        user = target_user(req)
+        problem = self.trunks.usable(line)
+        if user is None or problem is not None:
+            self.trunks.stats["trunk_refused"] += 1
+            why = problem or "no number to dial"
+            log.info("edge: call out through %s refused: %s", key, why)
+            self._to_engine_reply(req, 503 if user else 484, "Line Unavailable")
+            return
+        if line.gateway_registers and not line.host:
+            bound = [b for b in self.location.bindings(line.username or "") if b.reachable]
+            uri = gateway_uri(bound[0].contact, user) if bound else None
+            if not bound or uri is None:
+                self._to_engine_reply(req, 503, "Line Unavailable")
+                return
+            dest, request_uri = bound[0].source, uri
+        else:
+            hop = self.trunks.hop(line)
+            if hop is None:
+                self._to_engine_reply(req, 503, "Line Unavailable")
+                return
+            dest, request_uri = hop, line.uri(user)
+        call = self.trunks.calls.admit(req.call_id, key, line.channels, outbound=True)
+        if call is None:
+            self.trunks.stats["trunk_refused"] += 1
+            log.info("edge: call out through %s refused: all %d channel(s) busy", key,
+                     line.channels)
+            self._to_engine_reply(req, 503, "All Channels Busy")
+            return
+        self.trunks.stats["trunk_calls_out"] += 1
+        caller = clean_caller_id(req.header("X-PBX-Caller-Id")) or line.username or "anonymous"
+        call.engine_branch = branch
+        call.engine_from = req.header("From") or ""
+        call.engine_to = req.header("To") or ""
+        call.trunk_from = f"sip:{caller}@{line.domain}"
+        call.trunk_to = request_uri.split(";", 1)[0]
+        call.dest = dest
+        out = outbound_invite(req, request_uri=request_uri, to_uri=call.trunk_to,
+                              from_uri=call.trunk_from, route=line.route())
+        out = out.prepend_header("Record-Route", record_route(
+            self.local_host_toward(dest.host), self.config.port, self.tokens.encode(dest),
+            dest.transport))
+        call.sent = self._forward(out, dest, incoming_branch=branch)
+
+    def _trunk_in_dialog(self, req: Request, call: TrunkCall, branch: str) -> bool:
+        """The engine's CANCEL or non-2xx ACK of a call out: rebuilt from the INVITE sent."""
+        sent, dest = call.sent, call.dest
+        if sent is None or dest is None or branch != call.engine_branch:
+            return False
+        if req.method == "CANCEL":
+            self.transports.send(cancel_for(sent), dest)
+            return True
+        if req.method == "ACK":
+            if not call.absorb_ack:
+                to_tag = req.to.tag
+                to_value = f"<{call.trunk_to}>;tag={to_tag}" if to_tag else f"<{call.trunk_to}>"
+                self.transports.send(ack_for(sent, to_value), dest)
+            return True
+        return False
+
+    def _trunk_answer(self, resp: Response, call: TrunkCall) -> bool:
+        """A response from a line to the engine's INVITE; True if the edge took it."""
+        if resp.cseq.method != "INVITE":
+            return False
+        initial = call.sent is not None and resp.cseq.number == call.sent.cseq.number \
+            and call.state is not CallState.CONFIRMED
+        if resp.status in (401, 407) and initial and call.dest is not None:
+            self._trunk_challenged(resp, call)
+            return True
+        self.trunks.call_changed(self.trunks.calls.progress(call.call_id, resp.status))
+        return False
+
+    def _trunk_challenged(self, resp: Response, call: TrunkCall) -> None:
+        """The provider asks the INVITE for credentials: ACK, then send it again with them."""
+        sent, dest = call.sent, call.dest
+        assert sent is not None and dest is not None
+        self.transports.send(ack_for(sent, resp.header("To") or ""), dest)
+        line = self.trunkset.lines.get(call.line)
+        challenge = pick_challenge(resp.header_values("WWW-Authenticate"),
+                                   resp.header_values("Proxy-Authenticate"))
+        repeated = challenge is not None and challenge.nonce in call.auth_nonces \
+            and not challenge.stale
+        if line is None or challenge is None or repeated or len(call.auth_nonces) >= 2:
+            log.warning("edge: %s refused our credentials for a call out (%d)", call.line,
+                        resp.status)
+            call.absorb_ack = True
+            failed = Response(status=503, reason="Line Refused Our Credentials",
+                              headers=tuple(h for h in resp.headers if h.name not in (
+                                  "WWW-Authenticate", "Proxy-Authenticate")))
+            self.trunks.call_changed(self.trunks.calls.end(call.call_id,
+                                                           f"{resp.status} to our credentials"))
+            self.transports.send(to_engine(failed, call), self.engine)
+            return
+        call.auth_nonces.append(challenge.nonce)
+        branch = branch_for(f"{call.engine_branch}/auth{len(call.auth_nonces)}",
+                            self.tokens.secret)
+        call.sent = with_credentials(sent, challenge, branch=branch, username=line.auth_user,
+                                     password=line.secret or "",
+                                     cnonce=secrets.token_hex(8))
+        call.cseq_offset += 1
+        self.trunks.stats["trunk_auth_answered"] += 1
+        self.transports.send(call.sent, dest)
 
     def _our_hosts(self) -> set[str]:
         return {"127.0.0.1", "localhost", self.config.bind, *self._local_ip_cache.values()}

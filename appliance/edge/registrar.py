@@ -48,6 +48,7 @@ class Device:
     ha1_md5: str | None
     ha1_sha256: str | None
     auth: str = "sha256"  # "sha256": SHA-256 then MD5 offered; "md5": MD5 only
+    line: str | None = None  # an FXO gateway registering like a phone: its line key
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,12 @@ class Guard:
             return False
         return True
 
-    def admit(self, host: str, user_agent: str | None) -> bool:
-        """Whether to process a request from host at all."""
+    def admit(self, host: str, user_agent: str | None, *, rate_limited: bool = True) -> bool:
+        """Whether to process a request from host at all.
+
+        `rate_limited=False` for a trunk's own address: a provider carrying many calls
+        sends more than a phone, and dropping its requests would drop calls.
+        """
         if self.banned(host):
             self.dropped += 1
             return False
@@ -82,6 +86,8 @@ class Guard:
             self.ban(host, f"scanner user agent {user_agent[:40]!r}")
             self.dropped += 1
             return False
+        if not rate_limited:
+            return True
         now = self.clock()
         start, count = self._rates.pop(host, (now, 0))
         if now - start >= self.config.rate_window_s:
