@@ -64,11 +64,13 @@ class DriftControl:
         self.policy = policy or DriftPolicy()
         self._frames = 0
         self._underruns_seen: int | None = None
+        self._settling = False
         self.last_min_wait: float | None = None
 
     def reset(self, ring: FrameRing) -> None:
         """Start a fresh window (a new call, or audio back after a gap)."""
         self._frames = 0
+        self._settling = False
         self._underruns_seen = ring.underruns
         ring.take_min_wait()
 
@@ -83,4 +85,12 @@ class DriftControl:
         seen = self._underruns_seen or 0
         self._underruns_seen = ring.underruns
         self.last_min_wait = ring.take_min_wait()
-        return decide(self.last_min_wait, ring.underruns - seen, self.policy)
+        if self._settling:
+            # Frames queued before the last step still popped in this window with their old
+            # wait: judging them would repeat the step (a repeat, then a second one, then
+            # two drops...). One window to settle, then measure afresh.
+            self._settling = False
+            return 0
+        adjust = decide(self.last_min_wait, ring.underruns - seen, self.policy)
+        self._settling = adjust != 0
+        return adjust

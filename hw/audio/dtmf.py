@@ -4,9 +4,13 @@ Per 20 ms frame: the Goertzel power of the eight DTMF tones, then the checks a k
 must pass (ITU-T Q.24 and what line-side detectors do): each tone loud enough, the two
 groups within the allowed twist, one clear winner per group, and the two tones carrying
 most of the frame's energy (speech and music spread theirs over many frequencies).
-Debounce: a digit is reported once when it has been seen in `frames_on` frames in a row,
-and the key counts as released after `frames_off` frames without it, so a held key gives
-one digit and two presses separated by a short pause give two.
+Windows of one frame's length are analysed every half frame (the frame itself, and the
+second half of the previous one joined to the first half of this one): a 40 ms tone, the
+shortest Q.24 says must count, then always fills two whole windows however it falls across
+frames, and a 40 ms pause two silent ones.
+Debounce: a digit is reported once when `on_windows` windows in a row hold it, and the key
+counts as released after `off_windows` windows without it, so a held key gives one digit
+and two presses separated by a pause give two.
 Pure: frames in, digits out; no I/O, no clock.
 """
 
@@ -34,8 +38,8 @@ class DtmfParams:
     max_twist_db: float = 8.0  # either group this much weaker than the other at most
     min_group_ratio: float = 4.0  # a group's winner over its runner-up (power ratio)
     min_tone_share: float = 0.7  # of the frame's energy in the two tones
-    frames_on: int = 2  # 40 ms: Q.24's shortest valid tone
-    frames_off: int = 2  # 40 ms: its shortest pause
+    on_windows: int = 2  # whole windows in a 40 ms tone, Q.24's shortest valid one
+    off_windows: int = 3  # a 40 ms pause (a lost 20 ms frame is not a release)
 
 
 class KeyState(enum.Enum):
@@ -63,11 +67,16 @@ class DtmfDetector:
         self.state = KeyState.RELEASED
         self._digit: str | None = None
         self._count = 0
+        self._half = b""  # the second half of the last frame
         self.frames = 0
         self.digits = 0
 
     def reset(self) -> None:
-        """Forget any key in progress (a new call)."""
+        """Forget any key in progress and the last frame (a new call)."""
+        self._release()
+        self._half = b""
+
+    def _release(self) -> None:
         self.state = KeyState.RELEASED
         self._digit = None
         self._count = 0
@@ -111,27 +120,36 @@ class DtmfDetector:
         return KEYS[r][c]
 
     def feed(self, frame: bytes | bytearray | memoryview) -> str | None:
-        """Classify one frame and debounce; returns a digit at the start of a press."""
+        """Analyse one frame (two windows) and debounce; a digit at the start of a press."""
         self.frames += 1
-        digit = self.classify(frame)
+        data = bytes(frame)
+        half = len(data) // 2
+        found = None
+        if self._half and len(self._half) == len(data) - half:
+            found = self._window(self._half + data[:half])
+        digit = self._window(data)
+        self._half = data[half:]
+        return found or digit
+
+    def _window(self, window: bytes) -> str | None:
+        digit = self.classify(window)
         p = self.params
         if self.state is KeyState.PRESSED:
             if digit == self._digit:
                 self._count = 0
                 return None
-            self._count += 1  # frames without the held digit
-            if self._count < p.frames_off:
-                return None
-            self.reset()
+            self._count += 1  # windows without the held digit
+            if self._count >= p.off_windows:
+                self._release()
             return None
         if digit is None:
-            self.reset()
+            self._release()
             return None
         if self.state is KeyState.PRESSING and digit == self._digit:
             self._count += 1
         else:
             self.state, self._digit, self._count = KeyState.PRESSING, digit, 1
-        if self._count >= p.frames_on:
+        if self._count >= p.on_windows:
             self.state, self._count = KeyState.PRESSED, 0
             self.digits += 1
             return digit

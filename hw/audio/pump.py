@@ -281,14 +281,17 @@ class SerialAudio:
                         return f"tty read failed: {exc.strerror}"
                     if not data:
                         return "tty gone (end of file)"
-                    gone = self._received(fd, data, now)
+                    gone = self.received(fd, data, now)
                     if gone:
                         return gone
             if flowing and now - self._last_rx > FLOW_GAP_S:
                 self._flow_stopped()
         return ""
 
-    def _received(self, fd: int, data: bytes, now: float) -> str:
+    def received(self, fd: int, data: bytes, now: float) -> str:
+        """The thread's work on bytes read from the tty at `now`: cut frames, feed the
+        downlink, answer each frame with an uplink frame written to fd. Returns why the
+        tty is gone, or ''. Public so drift can be simulated on a fake clock."""
         self.bytes_in += len(data)
         self._last_rx = now
         acc = self._acc
