@@ -8,7 +8,7 @@ import itertools
 import os
 import queue
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,7 +26,8 @@ def modem() -> Iterator[PcmModem]:
     peer.close()
 
 
-def states() -> tuple[queue.SimpleQueue[AudioStateChange], object]:
+def states() -> tuple[queue.SimpleQueue[AudioStateChange],
+                      Callable[[AudioStateChange], None]]:
     got: queue.SimpleQueue[AudioStateChange] = queue.SimpleQueue()
     return got, got.put
 
@@ -39,7 +40,7 @@ def test_frames_both_ways_at_the_modems_pace(modem: PcmModem) -> None:
     # Frames reach the pump split and joined: 100+220 bytes, then 3 frames in one write.
     modem.chunks = lambda n: [100, 220] if n % 4 else [FRAME]
     got, on_state = states()
-    with SerialAudio(modem.path, on_state=on_state) as pump:  # type: ignore[arg-type]
+    with SerialAudio(modem.path, on_state=on_state) as pump:
         assert next_state(got) is AudioState.IDLE
         bridge = FakeBridge(pump).start()
         modem.start()
@@ -87,7 +88,7 @@ def test_nothing_bridged_sends_silence_and_keeps_only_fresh_audio(modem: PcmMode
 
 def test_flow_stops_and_starts_again(modem: PcmModem) -> None:
     got, on_state = states()
-    with SerialAudio(modem.path, on_state=on_state) as pump:  # type: ignore[arg-type]
+    with SerialAudio(modem.path, on_state=on_state) as pump:
         assert next_state(got) is AudioState.IDLE
         modem.start()
         assert next_state(got) is AudioState.FLOWING
@@ -100,7 +101,7 @@ def test_flow_stops_and_starts_again(modem: PcmModem) -> None:
 
 def test_a_vanished_tty_ends_the_pump_without_raising(modem: PcmModem) -> None:
     got, on_state = states()
-    pump = SerialAudio(modem.path, on_state=on_state).start()  # type: ignore[arg-type]
+    pump = SerialAudio(modem.path, on_state=on_state).start()
     assert next_state(got) is AudioState.IDLE
     modem.start()
     assert next_state(got) is AudioState.FLOWING
@@ -134,7 +135,11 @@ def test_in_band_digits_reach_the_listeners(modem: PcmModem) -> None:
     digits: queue.SimpleQueue[str] = queue.SimpleQueue()
     with SerialAudio(modem.path, detect_dtmf=True) as pump:
         remove = pump.add_digit_listener(digits.put)
-        pump.add_digit_listener(lambda d: 1 / 0)  # a failing listener harms nobody
+
+        def broken(_digit: str) -> None:
+            raise RuntimeError("a failing listener harms nobody")
+
+        pump.add_digit_listener(broken)
         modem.start()
         assert "".join(digits.get(timeout=3) for _ in range(4)) == "159#"
         remove()
@@ -151,7 +156,7 @@ def test_the_simulators_call_audio_and_in_band_digits(profile: str) -> None:
         digits: queue.SimpleQueue[str] = queue.SimpleQueue()
         got, on_state = states()
         with SerialAudio(sim.audio_path, detect_dtmf=True,
-                         on_state=on_state) as pump:  # type: ignore[arg-type]
+                         on_state=on_state) as pump:
             pump.add_digit_listener(digits.put)
             bridge = FakeBridge(pump).start()
             idx = sim.ring()
@@ -267,3 +272,27 @@ def test_clock_drift_is_absorbed_in_whole_frames(ppm: int, jitter_ms: float) -> 
         assert r["trimmed"] + r["repeated"] <= 2
     # The uplink absorbs the same drift the other way round.
     assert r["up_trimmed"] + r["up_repeated"] + r["concealed"] <= abs(excess) + 6
+
+
+def test_a_backlog_when_audio_starts_is_skipped(modem: PcmModem) -> None:
+    """Frames queued when audio (re)starts are stale (opening the tty flushes the rest):
+    answering each would park as many uplink frames in the modem's buffer for the call."""
+    got, on_state = states()
+    with SerialAudio(modem.path, on_state=on_state) as pump:
+        assert next_state(got) is AudioState.IDLE
+        modem.start()
+        assert next_state(got) is AudioState.FLOWING
+        modem.sending.clear()
+        assert next_state(got) is AudioState.IDLE
+        first = modem.sent
+        modem.source = lambda n: (b"".join(numbered(1000 + k) for k in range(5)) if n == first
+                                  else numbered(n))
+        modem.sending.set()
+        assert next_state(got) is AudioState.FLOWING
+        assert modem.wait(lambda m: m.sent >= first + 5)
+        modem.sending.clear()
+        # 4 frames more were written than ticks counted, and those 4 are not answered.
+        assert modem.wait(lambda m: len(m.received) >= m.sent * FRAME)
+        stats = pump.stats()
+        assert stats.skipped == 4
+        assert stats.frames_out == stats.frames_in == modem.sent

@@ -78,6 +78,7 @@ class PumpStats:
     concealed: int  # uplink frames repeated because the bridge's was late
     silent_out: int  # uplink silence sent while nothing was bridged
     flows: int  # how many times audio started flowing
+    skipped: int  # stale frames found queued when audio (re)started, not answered
     digits: int  # in-band DTMF digits detected
     down_wait_ms: float | None  # shortest wait in the downlink ring over the last window
     up_wait_ms: float | None
@@ -140,6 +141,7 @@ class SerialAudio:
         self._last_rx = 0.0
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.write_dropped = self.concealed = self.silent_out = self.flows = 0
+        self.skipped = 0
 
     # --- the owner's side --------------------------------------------------------------
     @property
@@ -205,7 +207,7 @@ class SerialAudio:
             state=self._state, frames_in=self.frames_in, frames_out=self.frames_out,
             bytes_in=self.bytes_in, bytes_out=self.bytes_out,
             write_dropped=self.write_dropped, concealed=self.concealed,
-            silent_out=self.silent_out, flows=self.flows,
+            silent_out=self.silent_out, flows=self.flows, skipped=self.skipped,
             digits=self._detector.digits if self._detector else 0,
             down_wait_ms=None if down is None else round(down * 1000, 2),
             up_wait_ms=None if up is None else round(up * 1000, 2),
@@ -297,6 +299,13 @@ class SerialAudio:
         acc = self._acc
         acc.extend(data)
         size = self.frame_size
+        if self._state is not AudioState.FLOWING and len(acc) >= 2 * size:
+            # Audio that queued in the tty before we listened (the path was armed before the
+            # pump started): stale, and answering each frame at once would park as many
+            # uplink frames in the modem's buffer, as standing latency for the whole call.
+            stale = len(acc) // size - 1
+            del acc[:stale * size]
+            self.skipped += stale
         while len(acc) >= size:
             frame = bytes(acc[:size])
             del acc[:size]

@@ -84,6 +84,8 @@ class PcmModem:
                 for piece in pieces:
                     os.write(self.master, frame[pos:pos + piece])
                     pos += piece
+            except BlockingIOError:
+                continue  # nobody reads: the frame is lost, as on a modem
             except OSError:
                 return
 
