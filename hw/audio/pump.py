@@ -278,6 +278,9 @@ class SerialAudio:
                     try:
                         data = os.read(fd, 4096)
                     except BlockingIOError:
+                        if mask & (select.POLLHUP | select.POLLERR):
+                            # An error or hang-up that reads nothing would spin this loop.
+                            return "tty error"
                         continue
                     except OSError as exc:
                         return f"tty read failed: {exc.strerror}"
