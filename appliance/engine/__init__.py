@@ -128,6 +128,19 @@ class Engine:
         """Let a leg hear "music" (on hold) or "ringback" instead of a peer."""
         await self.run("play", leg, source)
 
+    async def open_port(self, leg_id: str, audio: Any) -> str:
+        """Bridge a modem's audio as leg leg_id: `audio` is a running hw.audio.SerialAudio
+        (or anything with its `rate`, `downlink`, `uplink` rings and `add_digit_listener`).
+
+        The leg then works with bridge(), play() and recording like a SIP leg; in-band
+        digits its pump detects arrive as DtmfEvent(leg_id, digit). Returns leg_id.
+        """
+        return str(await self.run("open_port", leg_id, audio))
+
+    async def close_port(self, leg_id: str) -> None:
+        """Take a modem's audio out of the bridge (before stopping its pump); idempotent."""
+        await self.run("close_port", leg_id)
+
     async def set_music(self, path: str) -> None:
         """Use this WAV file as the music on hold."""
         await self.run("set_music", path)
@@ -142,7 +155,7 @@ class Engine:
         return list(await self.run("legs"))
 
     async def media(self) -> list[MediaStats]:
-        """RTP counters and bridge wiring of all live legs."""
+        """RTP counters and bridge wiring of all live legs (modem ports: kind "port")."""
         return list(await self.run("media"))
 
     async def hangup_all(self) -> int:

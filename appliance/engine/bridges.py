@@ -6,6 +6,10 @@ a transfer target rings) or nothing. `feed` makes the bridge match that
 model; it runs after every media change, because pjsua2 gives a leg a new
 bridge slot whenever its stream restarts (re-INVITE, codec change), which
 silently drops the slot's connections. Runs in the owner thread only.
+
+A leg is anything with a `leg_id` and `audio_port()`: a SIP call (`legs.Leg`)
+or a modem's audio port (`ports.PortLeg`), so a GSM line is bridged, played
+to and recorded exactly like a SIP leg.
 """
 
 from __future__ import annotations
@@ -13,12 +17,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import pjsua2 as pj
 
 from .config import EngineError
-from .legs import Leg
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,19 @@ RINGBACK = "@ringback"
 RINGBACK_HZ = 425
 RINGBACK_ON_MS = 1000
 RINGBACK_OFF_MS = 4000
+
+
+class Leg(Protocol):
+    """What the bridge needs of a leg (a SIP call or a modem port)."""
+
+    @property
+    def leg_id(self) -> str:
+        """The engine's id of the leg."""
+        ...
+
+    def audio_port(self) -> tuple[Any | None, bool]:
+        """Its AudioMedia (None before media is up) and whether the far end holds it."""
+        ...
 
 
 class Bridges:

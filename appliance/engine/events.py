@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class LegState(enum.Enum):
@@ -64,6 +65,10 @@ class MediaStats:
     local_rtp: str = ""  # where the engine receives this leg's RTP
     remote_rtp: str = ""  # where it sends it (from the far end's SDP, or learned)
     source_rtp: str = ""  # where the RTP it receives comes from
+    # "sip" for a call leg; "port" for a modem's audio port (then rx/tx_packets count the
+    # frames the bridge took from and gave to it, and `port` holds its rings' counters).
+    kind: str = "sip"
+    port: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class LegEvent:
 
 @dataclass(frozen=True)
 class DtmfEvent:
-    """A digit arrived on a leg (RFC 4733 or SIP INFO)."""
+    """A digit arrived on a leg (RFC 4733 or SIP INFO; in-band on a modem's port leg)."""
 
     leg_id: str
     digit: str

@@ -10,6 +10,7 @@ hangup -> drain -> drop references -> gc -> libDestroy.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import gc
 import itertools
@@ -35,6 +36,7 @@ from .events import (
     TransferEvent,
 )
 from .legs import Leg, headers_of, request_user_of
+from .ports import PortAudio, PortLeg
 from .quiet import stdout_silenced
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,12 @@ class Owner(threading.Thread):
         self.ep: pj.Endpoint | None = None
         self._account: _Account | None = None
         self._legs: dict[str, Leg] = {}
+        # Modem audio ports: legs of the bridge that are no SIP call (ports.py).
+        self._ports: dict[str, PortLeg] = {}
         self._finished: list[str] = []
-        self.bridges = Bridges(self._legs)
+        every: collections.ChainMap[str, Leg | PortLeg] = collections.ChainMap(
+            self._legs, self._ports)
+        self.bridges = Bridges(every)
         self._replacing: dict[str, Leg] = {}  # old leg id -> the Leg replacing it
         # Set by the box once the SIP edge runs: does a Refer-To name the box itself?
         self.transfer_target_ok: Callable[[str], bool] = lambda _uri: False
@@ -221,8 +227,17 @@ class Owner(threading.Thread):
         except KeyError:
             raise EngineError(f"no such leg {leg_id}") from None
 
+    def bridge_leg(self, leg_id: str) -> Leg | PortLeg:
+        """A live SIP leg or modem port with that id, or EngineError."""
+        found: Leg | PortLeg | None = self._legs.get(leg_id)
+        if found is None:
+            found = self._ports.get(leg_id)
+        if found is None:
+            raise EngineError(f"no such leg {leg_id}")
+        return found
+
     def legs(self) -> list[LegInfo]:
-        """Snapshots of every live leg."""
+        """Snapshots of every live SIP leg."""
         return [leg.snapshot() for leg in self._legs.values()]
 
     def call_slots(self) -> int:
@@ -235,8 +250,9 @@ class Owner(threading.Thread):
         return int(ctypes.CDLL(_pjsua2.__file__).pjsua_call_get_count())
 
     def media(self) -> list[MediaStats]:
-        """RTP counters and bridge wiring of every live leg."""
-        return [leg.media_stats() for leg in self._legs.values()]
+        """RTP counters and bridge wiring of every live leg, modem ports included."""
+        return ([leg.media_stats() for leg in self._legs.values()]
+                + [port.media_stats() for port in self._ports.values()])
 
     def emit(self, event: EngineEvent) -> None:
         """Send an event to the asyncio side (never raises into pjsua2)."""
@@ -259,8 +275,12 @@ class Owner(threading.Thread):
         self.bridges.media_changed(leg)
         self.emit(LegEvent(info, media_changed=True))
 
-    def on_dtmf(self, leg: Leg, digit: str) -> None:
-        """A digit arrived on a leg: pass it to the bridged peer (RFC 4733), and report it."""
+    def on_dtmf(self, leg: Leg | PortLeg, digit: str) -> None:
+        """A digit arrived on a leg: pass it to the bridged peer (RFC 4733), and report it.
+
+        A modem port as the peer gets no RFC 4733 (it has no RTP): whoever runs the line
+        sends the digit with the modem's own command on the DtmfEvent.
+        """
         peer_id = self.bridges.peer(leg.leg_id)
         peer = self._legs.get(peer_id) if peer_id is not None else None
         if peer is not None:
@@ -269,6 +289,12 @@ class Owner(threading.Thread):
             except pj.Error as exc:
                 log.warning("DTMF %r to %s failed: %s", digit, peer_id, exc.info())
         self.emit(DtmfEvent(leg.leg_id, digit))
+
+    def _port_digit(self, leg_id: str, digit: str) -> None:
+        """An in-band digit detected on a port (sent over from its pump thread)."""
+        port = self._ports.get(leg_id)
+        if port is not None:
+            self.on_dtmf(port, digit)
 
     def on_transfer_request(self, leg: Leg, prm: Any) -> None:
         """A REFER on a bridged leg: accept it and let pjsua2 dial the target as a new leg.
@@ -369,15 +395,47 @@ class Owner(threading.Thread):
         """Connect two legs' audio both ways, now and after any re-INVITE or hold.
 
         With record_to, both parties are mixed into that WAV file until either leg ends.
+        Either leg may be a modem port.
         """
-        self.bridges.pair(self.leg(a_id), self.leg(b_id), record_to)
+        self.bridges.pair(self.bridge_leg(a_id), self.bridge_leg(b_id), record_to)
 
     def play(self, leg_id: str, source: str) -> None:
         """Let a leg hear music on hold ("music") or the ringback tone ("ringback")."""
         sources = {"music": MUSIC, "ringback": RINGBACK}
         if source not in sources:
             raise EngineError(f"unknown source {source!r}")
-        self.bridges.play(self.leg(leg_id), sources[source])
+        self.bridges.play(self.bridge_leg(leg_id), sources[source])
+
+    def open_port(self, leg_id: str, audio: PortAudio) -> str:
+        """Put a modem's audio (the rings of its pump) into the bridge as leg leg_id."""
+        if not leg_id or leg_id in self._legs or leg_id in self._ports:
+            raise EngineError(f"leg id {leg_id!r} is in use")
+        port = PortLeg(leg_id, audio)
+        try:
+            port.open()
+        except pj.Error as exc:
+            port.destroy()
+            raise EngineError(f"port {leg_id}: {exc.info()}") from None
+        self._ports[leg_id] = port
+
+        def digit(d: str) -> None:
+            # Called in the pump's thread: the rest happens in this one.
+            self.submit(lambda: self._port_digit(leg_id, d))
+
+        port.remove_digits = audio.add_digit_listener(digit)
+        log.info("port %s open (slot %d)", leg_id, port.getPortId())
+        return leg_id
+
+    def close_port(self, leg_id: str) -> None:
+        """Take a modem port out of the bridge (its peer then hears nothing); idempotent."""
+        port = self._ports.get(leg_id)
+        if port is None:
+            return
+        self.bridges.gone(leg_id)
+        self.bridges.release(leg_id)
+        del self._ports[leg_id]
+        port.destroy()
+        log.info("port %s closed", leg_id)
 
     def set_music(self, path: str) -> None:
         """Use this WAV file as the music on hold."""
@@ -413,6 +471,8 @@ class Owner(threading.Thread):
                     break
                 if fut.set_running_or_notify_cancel():
                     fut.set_exception(EngineError("the engine stopped"))
+            for port_id in list(self._ports):
+                self.close_port(port_id)
             self._legs.clear()
             self.bridges.clear()
             gc.collect()
