@@ -31,9 +31,10 @@ from .engine import Engine, EngineConfig, EngineError
 from .lines import api as lines_api
 from .lines.context import LineContext, LineTimers
 from .lines.discovery import sysfs_usb_reset
+from .lines.legs import LineLegs, SimLineTargets
 from .lines.manager import LineManager, read_sim_settings
 from .lines.simulated import SimulatedModems
-from .outside import OutboundRouting, SipLineTargets
+from .outside import LineTargets, OutboundRouting, SipLineTargets
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
@@ -70,6 +71,7 @@ class Box:
         self._cleanups: list[Cleanup] = []
         # Who reports lines' live state (SIM lines, trunks): key -> status mapping.
         self.line_sources: list[Callable[[], Mapping[str, dict[str, Any]]]] = []
+        self.line_targets: dict[str, LineTargets] = {}  # how each kind of line is dialled
 
     def on_shutdown(self, cleanup: Cleanup) -> None:
         """Register a cleanup; they run in reverse order at shutdown."""
@@ -136,9 +138,10 @@ class Box:
                                        presence=self.edge.subscriptions.lines,
                                        snapshot=snapshot)
         sip_lines = SipLineTargets("127.0.0.1", s.sip_port)
+        self.line_targets.update({"sip_trunk": sip_lines, "fxo_gateway": sip_lines})
         self.switchboard.outside = OutboundRouting(
             lambda: self.switchboard.snapshot if self.switchboard else None,
-            self.line_status, {"sip_trunk": sip_lines, "fxo_gateway": sip_lines})
+            self.line_status, self.line_targets)
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
@@ -180,6 +183,12 @@ class Box:
         await self.lines.start(sims)
         self.on_shutdown(self.lines.stop)
         self.line_sources.append(self.lines.routing_status)
+        # SIM calls become engine legs the switchboard routes and bridges like SIP calls.
+        assert self.engine is not None
+        legs = LineLegs(self.engine, self.lines)
+        self.on_shutdown(legs.attach())
+        self.on_shutdown(legs.stop)
+        self.line_targets["sim"] = SimLineTargets(self.lines)
 
     async def _load_music(self) -> None:
         """Give the engine the music on hold (a missing or unplayable file is not fatal)."""

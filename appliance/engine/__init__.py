@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .config import EngineConfig, EngineError
 from .events import (
@@ -45,6 +45,37 @@ log = logging.getLogger(__name__)
 STALL_LIMIT_S = 2.0
 
 
+class ExternalLegs(Protocol):
+    """Legs whose signalling is not SIP (a SIM line's calls) but whose audio is a port leg.
+
+    The switchboard drives them through the engine like SIP legs: `dial` with a URI of the
+    handler's scheme (`line:sim1/+79161234567`), `answer`, `hangup`; the handler reports
+    their states as LegEvents through `Engine.inject`.
+    """
+
+    scheme: str
+
+    def owns(self, leg_id: str) -> bool:
+        """Whether the leg is one of ours."""
+        ...
+
+    async def dial(self, uri: str, leg_id: str) -> str:
+        """Place a call; returns leg_id at once, states follow as events."""
+        ...
+
+    async def answer(self, leg_id: str, code: int) -> None:
+        """Answer (200) an incoming call; 180/183 need nothing on a line."""
+        ...
+
+    async def hangup(self, leg_id: str, code: int, reason: str) -> None:
+        """End the call."""
+        ...
+
+    async def send_dtmf(self, leg_id: str, digits: str) -> None:
+        """Send digits to the far end (the bridged peer pressed them)."""
+        ...
+
+
 class Engine:
     """Async facade over the pjsua2 owner thread."""
 
@@ -54,6 +85,21 @@ class Engine:
         self._handlers: list[Callable[[EngineEvent], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.info: dict[str, Any] = {}
+        self._external: list[ExternalLegs] = []
+        self._peers: dict[str, str] = {}  # bridged pairs, both ways (digits to external legs)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add_external(self, legs: ExternalLegs) -> Callable[[], None]:
+        """Let these non-SIP legs be dialled, answered and hung up through the engine."""
+        self._external.append(legs)
+        return lambda: self._external.remove(legs)
+
+    def _owner_of(self, leg_id: str) -> ExternalLegs | None:
+        return next((x for x in self._external if x.owns(leg_id)), None)
+
+    def inject(self, event: EngineEvent) -> None:
+        """Deliver an external leg's event as if the engine had raised it (on the loop)."""
+        self._dispatch(event)
 
     async def start(self) -> dict[str, Any]:
         """Start pjsua2 in its owner thread; returns version, limits and codecs."""
@@ -86,6 +132,19 @@ class Engine:
         return lambda: self._handlers.remove(handler)
 
     def _dispatch(self, event: EngineEvent) -> None:
+        if isinstance(event, LegEvent) and event.leg.state is LegState.DISCONNECTED:
+            peer = self._peers.pop(event.leg.leg_id, None)
+            if peer is not None and self._peers.get(peer) == event.leg.leg_id:
+                del self._peers[peer]
+        elif isinstance(event, DtmfEvent):
+            # pjsua2 passes digits between SIP legs itself; an external leg gets them here.
+            peer = self._peers.get(event.leg_id)
+            external = self._owner_of(peer) if peer is not None else None
+            if external is not None and peer is not None:
+                task = asyncio.get_running_loop().create_task(
+                    self._quiet(external.send_dtmf(peer, event.digit)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         for handler in list(self._handlers):
             try:
                 handler(event)
@@ -107,22 +166,44 @@ class Engine:
             info = exc.info() if hasattr(exc, "info") else str(exc)
             raise EngineError(f"{fn_name}: {info}") from None
 
+    @staticmethod
+    async def _quiet(aw: Any) -> None:
+        try:
+            await aw
+        except Exception as exc:
+            log.warning("digits to an external leg failed: %s", exc)
+
     async def answer(self, leg_id: str, code: int = 200) -> None:
         """Answer (200) or ring (180/183) an inbound leg."""
+        external = self._owner_of(leg_id)
+        if external is not None:
+            await external.answer(leg_id, code)
+            return
         await self.run("answer", leg_id, code)
 
     async def hangup(self, leg_id: str, code: int = 0, reason: str = "") -> None:
         """End a leg (code: the final reply for an unanswered inbound leg)."""
+        external = self._owner_of(leg_id)
+        if external is not None:
+            await external.hangup(leg_id, code, reason)
+            return
         await self.run("hangup", leg_id, code, reason)
 
     async def dial(self, uri: str, leg_id: str | None = None,
                    headers: dict[str, str] | None = None) -> str:
         """Place an outbound leg (with the id the caller chose, if any); returns its id."""
+        for external in self._external:
+            if uri.startswith(external.scheme + ":"):
+                if leg_id is None:
+                    raise EngineError(f"dial {uri}: a line call needs the caller's leg id")
+                return await external.dial(uri, leg_id)
         return str(await self.run("dial", uri, leg_id=leg_id, headers=headers))
 
     async def bridge(self, a: str, b: str, record_to: str | None = None) -> None:
         """Connect two legs' audio (and record both into record_to, if given)."""
         await self.run("bridge", a, b, record_to)
+        self._peers[a] = b
+        self._peers[b] = a
 
     async def play(self, leg: str, source: str) -> None:
         """Let a leg hear "music" (on hold) or "ringback" instead of a peer."""

@@ -41,6 +41,7 @@ from .quiet import stdout_silenced
 
 log = logging.getLogger(__name__)
 
+REAP_EVERY_S = 2.0  # how often legs pjsua forgot are looked for (see _reap_lost)
 # Poll interval of libHandleEvents: the worst-case latency of a command (pjsua2 has no
 # way to wake the poll). 2 ms keeps post-dial delay near 5 ms; idle it costs ~1 % of a
 # core on the 2-core x86 development machine (10 ms gave 14 ms post-dial delay).
@@ -65,6 +66,8 @@ class Owner(threading.Thread):
         self._legs: dict[str, Leg] = {}
         # Modem audio ports: legs of the bridge that are no SIP call (ports.py).
         self._ports: dict[str, PortLeg] = {}
+        self._next_reap = 0.0
+        self._lost: set[str] = set()  # legs pjsua no longer knew at the last check
         self._finished: list[str] = []
         every: collections.ChainMap[str, Leg | PortLeg] = collections.ChainMap(
             self._legs, self._ports)
@@ -114,6 +117,9 @@ class Owner(threading.Thread):
                 self._run_commands()
                 self._release_finished()
                 self.last_poll = time.monotonic()
+                if self.last_poll >= self._next_reap:
+                    self._next_reap = self.last_poll + REAP_EVERY_S
+                    self._reap_lost()
         except Exception:
             log.exception("pjsua2 owner loop crashed")
         finally:
@@ -338,6 +344,38 @@ class Owner(threading.Thread):
         self.bridges.replace(old.leg_id, new)
         log.info("leg %s replaced by %s", old.leg_id, new.leg_id)
         self.emit(ReplacedEvent(old.leg_id, new.leg_id))
+
+    def _reap_lost(self) -> None:
+        """Release legs whose call pjsua has freed without telling us.
+
+        Seen under overload (calls refused with PJ_ETOOMANY, hang-ups racing the far end's
+        BYE): pjsua freed the call slot but the leg never got its DISCONNECTED callback, so
+        the switchboard kept the call, the bridge kept the port, and the slot number could
+        be given to a new call that a late release of the old leg would hang up. A leg lost
+        at two checks in a row is reported DISCONNECTED and dropped without touching pjsua.
+        """
+        lost: set[str] = set()
+        for leg in list(self._legs.values()):
+            call_id = leg.getId()
+            if call_id == pj.PJSUA_INVALID_ID or leg.leg_id in self._finished:
+                continue
+            try:
+                alive = pj.Call.lookup(call_id) is leg and leg.isActive()
+            except pj.Error:
+                alive = False
+            if alive:
+                continue
+            if leg.leg_id not in self._lost:
+                lost.add(leg.leg_id)
+                continue
+            log.warning("leg %s: pjsua freed its call without a DISCONNECTED event; "
+                        "releasing it", leg.leg_id)
+            self._finished.append(leg.leg_id)
+            self.bridges.gone(leg.leg_id)
+            self.emit(LegEvent(LegInfo(leg.leg_id, leg.direction, LegState.DISCONNECTED,
+                                       "", "", leg.request_user, sip_code=500,
+                                       reason="call lost by pjsua", hangup_side="local")))
+        self._lost = lost
 
     def _release_finished(self) -> None:
         while self._finished:

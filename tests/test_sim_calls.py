@@ -1,0 +1,174 @@
+"""SIM line calls through the running box: a simulated modem (its ptys found like USB
+modems), `pbx run` in another process, a pjsua2 desk phone in a third.
+
+An incoming GSM call goes through its number's call flow to the desk phone, which is
+answered, and tones pass both ways through the modem's PCM path (the phone plays 1000 Hz,
+the far end 600 Hz); a desk phone's outside call leaves on the SIM line outbound routing
+chooses, with tones both ways; the call records say inbound/outbound and who called.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.settings import Settings
+from hw.modemsim import FakeModem
+from tests.support.gsmcall import floats
+from tests.support.harness import EngineProcess, PhoneProcess, pbx
+from tests.support.tones import read_wav, tone_presence
+from tests.test_edge_calls import desk_phone, registered
+
+pytestmark = pytest.mark.timeout(180)
+
+RATE = 8000
+IMEI = "861234567890123"
+CUSTOMER = "+79161112233"
+OFFICE = f"""\
+version: 1
+box: {{country: RU, area_code: "495"}}
+employees:
+  - extension: "101"
+    name: Anna
+    devices: [{{username: "101", password: "Kx7-desk-alpha"}}]
+lines:
+  - {{key: sim1, kind: sim, imei: "{IMEI}"}}
+numbers:
+  - {{number: "+79000000001", line: sim1, flow: main}}
+flows:
+  - key: main
+    branches: [{{to: {{employee: "101"}}}}]
+outbound_routes:
+  - {{key: mobiles, pattern: "+79XXXXXXXXX", route_class: mobile, lines: [sim1]}}
+"""
+
+
+@pytest.fixture
+def modem(tmp_path: Path) -> Iterator[FakeModem]:
+    """A Quectel on ptys, linked in a directory that plays /dev/serial/by-path."""
+    sim = FakeModem("quectel-ec25", imei=IMEI, links_dir=tmp_path / "by-path")
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The box looks for modems where the simulated one is linked."""
+    return replace(settings, modem_dir=tmp_path / "by-path")
+
+
+def line_ready(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
+    # The engine is another process: asking it again is the only way to wait on it.
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = json.loads(pbx(settings, "lines", "--json").stdout)
+        sim = next((line for line in lines if line.get("key") == "sim1"), {})
+        if sim.get("state") == "ready" or time.monotonic() > deadline:
+            assert sim.get("state") == "ready", lines
+            return sim
+        time.sleep(0.3)
+
+
+def far_end_hears(sim: FakeModem, seconds: float = 1.5) -> list[float]:
+    """The last `seconds` of what the simulated far end received."""
+    sim.audio.captured(clear=True)
+    want = int(seconds * RATE * 2)
+    assert sim.audio.wait_captured(want, 10)
+    return floats(sim.audio.captured()[-want:])
+
+
+def phone_heard(phone: PhoneProcess, rec: Path, timeout: float = 10.0) -> list[float]:
+    """What the phone recorded, once it has closed the file (another process: poll)."""
+    phone.states()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            [wav] = list(rec.glob("*.wav"))
+            samples, rate = read_wav(wav)
+            break
+        except (ValueError, wave.Error, EOFError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert rate == RATE
+    return samples
+
+
+def records(settings: Settings) -> list[tuple[Any, ...]]:
+    return sqlite3.connect(settings.db_path).execute(
+        "SELECT direction, caller, dialled, disposition, l.key FROM call_records c"
+        " LEFT JOIN lines l ON l.id = c.line_id ORDER BY c.id").fetchall()
+
+
+def test_a_gsm_call_rings_the_desk_phone_through_its_flow_with_audio_both_ways(
+        start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
+        tmp_path: Path) -> None:
+    start_box(OFFICE)
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    phone = desk_phone(settings, "101", "Kx7-desk-alpha", "--tone", "1000",
+                       "--record-dir", str(rec))
+    try:
+        phone.wait(registered(phone))
+        line_ready(settings)
+        modem.audio.tone(600, dbfs=-12)  # the caller speaks 600 Hz
+        idx = modem.ring(CUSTOMER)
+        phone.wait(lambda e: e.get("event") == "incoming")
+        phone.wait(lambda e: e.get("state") == "CONFIRMED")
+        # Phone -> engine -> port leg -> pump -> modem uplink: the caller hears 1000 Hz.
+        assert tone_presence(far_end_hears(modem), RATE, 1000) >= 0.8
+        time.sleep(1.0)  # audio needs wall-clock time to reach the phone's recording
+        modem.remote_hangup(idx)
+        phone.wait(lambda e: e.get("state") == "DISCONNECTED")
+        heard = phone_heard(phone, rec)
+        assert tone_presence(heard[int(0.3 * RATE):], RATE, 600) >= 0.7
+    finally:
+        phone.close()
+    [(direction, caller, dialled, disposition, line)] = records(settings)
+    assert (direction, disposition, line) == ("inbound", "answered", "sim1")
+    assert CUSTOMER in caller and dialled == "+79000000001"
+
+
+def test_a_desk_phone_calls_a_mobile_through_the_sim_line(
+        start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
+        tmp_path: Path) -> None:
+    start_box(OFFICE)
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    phone = desk_phone(settings, "101", "Kx7-desk-alpha", "--record-dir", str(rec))
+    try:
+        phone.wait(registered(phone))
+        line_ready(settings)
+        modem.script_number("+79161234567", answer_after=0.5)
+        modem.audio.tone(600, dbfs=-12)
+        # Dialled the Russian way (8 + ten digits): normalised to E.164 for the SIM.
+        cid = phone.call(f"sip:89161234567@127.0.0.1:{settings.sip_port}", tone=1000,
+                         record=True)
+        phone.wait(lambda e: e.get("id") == cid and e.get("state") == "CONFIRMED")
+        [call] = modem.calls()
+        assert call.number == "+79161234567" and call.direction == 0
+        assert tone_presence(far_end_hears(modem), RATE, 1000) >= 0.8
+        time.sleep(1.0)
+        phone.send(cmd="hangup", id=cid)
+        phone.wait(lambda e: e.get("id") == cid and e.get("state") == "DISCONNECTED")
+        heard = phone_heard(phone, rec)
+        assert tone_presence(heard[int(0.3 * RATE):], RATE, 600) >= 0.7
+        deadline = time.monotonic() + 10
+        while modem.calls() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert modem.calls() == []  # the box hung the modem up too
+    finally:
+        phone.close()
+    [(direction, _caller, dialled, disposition, _line)] = records(settings)
+    assert (direction, dialled, disposition) == ("outbound", "89161234567", "answered")
