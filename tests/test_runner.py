@@ -267,3 +267,14 @@ def test_outbound_routing_refuses_what_the_employee_may_not_dial() -> None:
     assert refused.attempt is None and refused.refusal == 403
     hinted = out.route("+79161234567", extension="102", line="trunk2").attempt
     assert hinted is not None and hinted.line == "trunk2"
+
+
+async def test_only_an_authenticated_desk_phone_can_reach_an_outside_line() -> None:
+    """A call without the edge's x-pbx-device (say, a static contact or anything the edge let
+    through for an inbound number) dialling an outside number never reaches Outside."""
+    outside = Outside({"89161234567": (OutsideAttempt("sip:x@box", "sim1"),)})
+    _sb, eng, _log = make(outside)
+    incoming(eng, "A1", "89161234567")
+    await settle()
+    assert outside.asked == []
+    assert eng.commands == [("hangup", "A1", 404)]

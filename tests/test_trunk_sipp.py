@@ -305,4 +305,4 @@ def test_an_fxo_gateway_registers_to_the_box_and_calls_in(
         phone.close()
     rows = sqlite3.connect(settings.db_path).execute(
         "SELECT dialled, disposition FROM call_records").fetchall()
-    assert rows == [("101", "answered")]
+    assert rows == [("+74954445566", "answered")]  # the DID, routed through its flow to 101

@@ -35,7 +35,9 @@ _REQUEST_LINE = re.compile(r"^[A-Z]+\s+(?:sips?|tel):(?:([^@;>\s]+)@)?", re.ASCI
 
 
 # Headers of an inbound INVITE the switchboard acts on (the X-PBX ones only the edge sets).
-KEPT_HEADERS = ("x-pbx-device", "x-pbx-hairpin", "referred-by")
+# The edge's trusted headers (it strips them from anything arriving from outside): which
+# device called, a transfer's hairpin, and a line's call with the number it was for.
+KEPT_HEADERS = ("x-pbx-device", "x-pbx-hairpin", "x-pbx-line", "x-pbx-number", "referred-by")
 
 
 def headers_of(message: str, names: tuple[str, ...] = KEPT_HEADERS) -> dict[str, str]:

@@ -198,9 +198,11 @@ class Switchboard:
                           line=call.line or None,
                           direction="inbound" if call.direction == "inbound" else "internal",
                           seed=uuid.UUID(call.call_id).int & 0xFFFF)
-        if (ctx.direction == "internal" and snap.by_extension(call.dialled) is None
-                and dialable(call.dialled)):
-            # Not an internal number: a call out of the box, through outbound routing.
+        if (ctx.direction == "internal" and call.caller_device
+                and snap.by_extension(call.dialled) is None and dialable(call.dialled)):
+            # A desk phone dialled a number that is not internal: a call out of the box,
+            # through outbound routing under its owner's permissions. Only a device the edge
+            # authenticated (x-pbx-device) may: nothing else ever reaches an outside line.
             call.direction = "outbound"
             return routing.start(Plan(ctx, self._outside_plan(call.dialled)), snap)
         return routing.start(routing.route(ctx, snap), snap)
