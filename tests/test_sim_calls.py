@@ -32,13 +32,19 @@ pytestmark = pytest.mark.timeout(180)
 RATE = 8000
 IMEI = "861234567890123"
 CUSTOMER = "+79161112233"
+MOBILE = "+79161230000"  # Anna's own mobile
 OFFICE = f"""\
 version: 1
 box: {{country: RU, area_code: "495"}}
 employees:
   - extension: "101"
     name: Anna
+    mobiles: ["{MOBILE}"]
+    ring_mobile_after: 2
     devices: [{{username: "101", password: "Kx7-desk-alpha"}}]
+  - extension: "102"
+    name: Boris
+    devices: [{{username: "102", password: "Kx7-desk-bravo"}}]
 lines:
   - {{key: sim1, kind: sim, imei: "{IMEI}"}}
 numbers:
@@ -172,3 +178,37 @@ def test_a_desk_phone_calls_a_mobile_through_the_sim_line(
         phone.close()
     [(direction, _caller, dialled, disposition, _line)] = records(settings)
     assert (direction, dialled, disposition) == ("outbound", "89161234567", "answered")
+
+
+def test_an_offline_colleague_is_reached_on_her_mobile_through_the_sim_line(
+        start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
+        tmp_path: Path) -> None:
+    """Boris calls Anna, whose desk phone is not registered: the box forwards to her
+    mobile at once (the routing core's "not registered" rule) through the SIM line."""
+    start_box(OFFICE)
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    boris = desk_phone(settings, "102", "Kx7-desk-bravo", "--record-dir", str(rec))
+    try:
+        boris.wait(registered(boris))
+        line_ready(settings)
+        modem.script_number(MOBILE, answer_after=0.5)
+        modem.audio.tone(600, dbfs=-12)
+        cid = boris.call(f"sip:101@127.0.0.1:{settings.sip_port}", tone=1000, record=True)
+        boris.wait(lambda e: e.get("id") == cid and e.get("state") == "CONFIRMED")
+        [call] = modem.calls()
+        assert call.number == MOBILE
+        assert tone_presence(far_end_hears(modem), RATE, 1000) >= 0.8
+        time.sleep(1.0)
+        modem.remote_hangup(call.idx)
+        boris.wait(lambda e: e.get("id") == cid and e.get("state") == "DISCONNECTED")
+        heard = phone_heard(boris, rec)
+        assert tone_presence(heard[int(0.3 * RATE):], RATE, 600) >= 0.7
+    finally:
+        boris.close()
+    row = sqlite3.connect(settings.db_path).execute(
+        "SELECT direction, dialled, disposition, route FROM call_records").fetchone()
+    assert row[:3] == ("internal", "101", "answered")
+    route = json.loads(row[3])
+    assert f"line:sim1/{MOBILE}" in route["rang"], route  # the mobile, through the SIM
+    assert route["rang"] == [f"line:sim1/{MOBILE}"], route  # not the offline desk phone
