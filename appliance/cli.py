@@ -162,14 +162,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Show the running engine's state."""
-    from .control import ControlError, call
-
-    s = _settings(args)
-    try:
-        status = call(s.control_socket, "GET", "/status")
-    except ControlError as exc:
-        print(f"engine: not running ({exc})", file=sys.stderr)
-        return 3
+    code, status = _engine_call(args, "GET", "/status")
+    if code:
+        return code
     if args.json:
         print(json.dumps(status, indent=2, ensure_ascii=False))
     else:
@@ -189,14 +184,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_trunks(args: argparse.Namespace) -> int:
     """Show the running engine's SIP trunks and FXO gateways."""
-    from .control import ControlError, call
-
-    s = _settings(args)
-    try:
-        trunks = call(s.control_socket, "GET", "/trunks")
-    except ControlError as exc:
-        print(f"engine: not running ({exc})", file=sys.stderr)
-        return 3
+    code, trunks = _engine_call(args, "GET", "/trunks")
+    if code:
+        return code
     if args.json:
         print(json.dumps(trunks, indent=2, ensure_ascii=False))
         return 0
@@ -292,18 +282,15 @@ def _phone_hint(s: Settings, username: str, realm: str, password: str | None) ->
 
 def cmd_bans(args: argparse.Namespace) -> int:
     """List the addresses the SIP edge has banned, or lift one ban."""
-    from .control import ControlError, call
-
-    s = _settings(args)
-    try:
-        if args.unban:
-            result = call(s.control_socket, "POST", "/bans/remove", {"host": args.unban})
-            print(f"{args.unban}: " + ("ban lifted" if result.get("lifted") else "was not banned"))
-            return 0 if result.get("lifted") else 1
-        bans = call(s.control_socket, "GET", "/bans")
-    except ControlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+    if args.unban:
+        code, result = _engine_call(args, "POST", "/bans/remove", {"host": args.unban})
+        if code:
+            return code
+        print(f"{args.unban}: " + ("ban lifted" if result.get("lifted") else "was not banned"))
+        return 0 if result.get("lifted") else 1
+    code, bans = _engine_call(args, "GET", "/bans")
+    if code:
+        return code
     if not bans:
         print("no bans")
     for ban in bans:

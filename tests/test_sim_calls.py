@@ -86,6 +86,21 @@ def line_ready(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:
         time.sleep(0.3)
 
 
+def ready_phone(settings: Settings, tmp_path: Path, user: str, password: str,
+                *extra: str) -> tuple[PhoneProcess, Path]:
+    """A registered desk phone that records its calls, once the SIM line is ready."""
+    rec = tmp_path / f"rec-{user}"
+    rec.mkdir()
+    phone = desk_phone(settings, user, password, "--record-dir", str(rec), *extra)
+    try:
+        phone.wait(registered(phone))
+        line_ready(settings)
+    except BaseException:
+        phone.close()
+        raise
+    return phone, rec
+
+
 def far_end_hears(sim: FakeModem, seconds: float = 1.5) -> list[float]:
     """The last `seconds` of what the simulated far end received."""
     sim.audio.captured(clear=True)
@@ -121,13 +136,8 @@ def test_a_gsm_call_rings_the_desk_phone_through_its_flow_with_audio_both_ways(
         start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
         tmp_path: Path) -> None:
     start_box(OFFICE)
-    rec = tmp_path / "rec"
-    rec.mkdir()
-    phone = desk_phone(settings, "101", "Kx7-desk-alpha", "--tone", "1000",
-                       "--record-dir", str(rec))
+    phone, rec = ready_phone(settings, tmp_path, "101", "Kx7-desk-alpha", "--tone", "1000")
     try:
-        phone.wait(registered(phone))
-        line_ready(settings)
         modem.audio.tone(600, dbfs=-12)  # the caller speaks 600 Hz
         idx = modem.ring(CUSTOMER)
         phone.wait(lambda e: e.get("event") == "incoming")
@@ -150,12 +160,8 @@ def test_a_desk_phone_calls_a_mobile_through_the_sim_line(
         start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
         tmp_path: Path) -> None:
     start_box(OFFICE)
-    rec = tmp_path / "rec"
-    rec.mkdir()
-    phone = desk_phone(settings, "101", "Kx7-desk-alpha", "--record-dir", str(rec))
+    phone, rec = ready_phone(settings, tmp_path, "101", "Kx7-desk-alpha")
     try:
-        phone.wait(registered(phone))
-        line_ready(settings)
         modem.script_number("+79161234567", answer_after=0.5)
         modem.audio.tone(600, dbfs=-12)
         # Dialled the Russian way (8 + ten digits): normalised to E.164 for the SIM.
@@ -186,12 +192,8 @@ def test_an_offline_colleague_is_reached_on_her_mobile_through_the_sim_line(
     """Boris calls Anna, whose desk phone is not registered: the box forwards to her
     mobile at once (the routing core's "not registered" rule) through the SIM line."""
     start_box(OFFICE)
-    rec = tmp_path / "rec"
-    rec.mkdir()
-    boris = desk_phone(settings, "102", "Kx7-desk-bravo", "--record-dir", str(rec))
+    boris, rec = ready_phone(settings, tmp_path, "102", "Kx7-desk-bravo")
     try:
-        boris.wait(registered(boris))
-        line_ready(settings)
         modem.script_number(MOBILE, answer_after=0.5)
         modem.audio.tone(600, dbfs=-12)
         cid = boris.call(f"sip:101@127.0.0.1:{settings.sip_port}", tone=1000, record=True)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -290,9 +290,15 @@ class SimLine:
         port = self.port
         if port is None:
             raise PortClosed(f"{self.key}: no modem")
+        resp = await self._watched(port.channel.command(command, timeout))
+        self._misses = 0
+        return resp
+
+    async def _watched(self, exchange: Awaitable[Response]) -> Response:
+        """Run one AT exchange under the watchdog: a timeout makes it ping at once."""
         self._inflight.append(time.monotonic())
         try:
-            resp = await port.channel.command(command, timeout)
+            resp = await exchange
         except AtTimeout:
             self._misses += 1
             self._suspect.set()
@@ -300,7 +306,6 @@ class SimLine:
             raise
         finally:
             self._inflight.pop(0)
-        self._misses = 0
         self._last_heard = self.ctx.clock.monotonic()
         return resp
 
@@ -309,18 +314,7 @@ class SimLine:
         port = self.port
         if port is None:
             raise PortClosed(f"{self.key}: no modem")
-        self._inflight.append(time.monotonic())
-        try:
-            resp = await port.channel.send_pdu(command, pdu)
-        except AtTimeout:
-            self._misses += 1
-            self._suspect.set()
-            self._wake.set()
-            raise
-        finally:
-            self._inflight.pop(0)
-        self._last_heard = self.ctx.clock.monotonic()
-        return resp
+        return await self._watched(port.channel.send_pdu(command, pdu))
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.key}-{name}")
