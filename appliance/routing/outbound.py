@@ -25,7 +25,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .numbers import DialledNumber, Dialling, classify, clean, national_digits, operator_key
+from .numbers import (
+    DialledNumber,
+    Dialling,
+    classify,
+    clean,
+    national_digits,
+    operator_key,
+    places_of,
+)
 from .snapshot import Line, OutboundRoute, Snapshot, frozen_map
 
 OutboundKind = Literal["dial", "internal", "refused", "no_route", "invalid", "no_line"]
@@ -439,14 +447,17 @@ def choose_caller_id(snap: Snapshot, route: str | None, dialled: str, callee: Di
 
 def _regional(snap: Snapshot, line: str, callee: DialledNumber) -> str | None:
     nsn = callee.national
-    places = {p.casefold() for p in callee.places}
+    places: set[str] | None = None  # looked up once, only if a region is named by name
     for n in sorted(snap.numbers.values(), key=lambda n: n.number):
         if n.line != line or not n.enabled or not n.region:
             continue
         region = n.region.strip()
-        if region.isdigit() and ((nsn is not None and nsn.startswith(region))
-                                 or region == callee.area):
-            return n.number
+        if region.isdigit():
+            if (nsn is not None and nsn.startswith(region)) or region == callee.area:
+                return n.number
+            continue
+        if places is None:
+            places = {p.casefold() for p in callee.places or places_of(callee.e164)}
         if region.casefold() in places:
             return n.number
     return None
