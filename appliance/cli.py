@@ -417,7 +417,9 @@ def _engine_call(args: argparse.Namespace, method: str, path: str,
     try:
         return 0, call(_settings(args).control_socket, method, path, body, timeout=60.0)
     except ControlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        unreachable = str(exc).startswith("cannot reach the engine")
+        print(f"engine: not running ({exc})" if unreachable else f"error: {exc}",
+              file=sys.stderr)
         return 3, None
 
 
