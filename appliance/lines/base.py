@@ -282,15 +282,15 @@ class LineCall:
 
     async def answer(self) -> None:
         """Answer an incoming ringing call."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: SimCall and EndedCall implement it
 
     async def hangup(self) -> None:
         """End the call (cancel an outgoing one, reject a ringing one)."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: SimCall and EndedCall implement it
 
     async def send_dtmf(self, digits: str) -> None:
         """Send DTMF digits to the far end of an active call."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: SimCall and EndedCall implement it
 
     def summary(self) -> dict[str, Any]:
         """The call for the control API."""
