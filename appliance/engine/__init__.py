@@ -7,9 +7,10 @@ owner thread and awaits the result, so the event loop never touches pjsua2.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .config import EngineConfig, EngineError
@@ -20,6 +21,7 @@ from .events import (
     LegInfo,
     LegState,
     MediaStats,
+    PromptEvent,
     ReplacedEvent,
     TransferEvent,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "LegInfo",
     "LegState",
     "MediaStats",
+    "PromptEvent",
     "ReplacedEvent",
     "TransferEvent",
 ]
@@ -88,6 +91,7 @@ class Engine:
         self._external: list[ExternalLegs] = []
         self._peers: dict[str, str] = {}  # bridged pairs, both ways (digits to external legs)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._play_ids = itertools.count(1)
 
     def add_external(self, legs: ExternalLegs) -> Callable[[], None]:
         """Let these non-SIP legs be dialled, answered and hung up through the engine."""
@@ -208,6 +212,29 @@ class Engine:
     async def play(self, leg: str, source: str) -> None:
         """Let a leg hear "music" (on hold) or "ringback" instead of a peer."""
         await self.run("play", leg, source)
+
+    async def play_prompt(self, leg: str, paths: Sequence[str]) -> int:
+        """Play WAV files once to a leg, instead of whatever it heard; returns the play id.
+
+        A PromptEvent(leg, play id) follows when the last file has played. A prompt
+        started before the leg's media is up starts when it is; bridging the leg, playing
+        another prompt or `silence` ends it without an event.
+        """
+        play_id = next(self._play_ids)
+        await self.run("play_prompt", leg, list(paths), play_id)
+        return play_id
+
+    async def silence(self, leg: str) -> None:
+        """Let a leg that is in no bridge hear nothing (ends a prompt or a tone)."""
+        await self.run("silence", leg)
+
+    async def record(self, leg: str, path: str) -> None:
+        """Record what a leg says (a voice message) into a WAV file."""
+        await self.run("record", leg, path)
+
+    async def stop_record(self, leg: str) -> None:
+        """Close a leg's recording; the file is complete when this returns."""
+        await self.run("stop_record", leg)
 
     async def open_port(self, leg_id: str, audio: Any) -> str:
         """Bridge a modem's audio as leg leg_id: `audio` is a running hw.audio.SerialAudio

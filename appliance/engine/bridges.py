@@ -2,10 +2,11 @@
 
 Every leg hears exactly one source at a time: its bridged peer, the music
 on hold (while that peer has put the call on hold), the ringback tone (while
-a transfer target rings) or nothing. `feed` makes the bridge match that
-model; it runs after every media change, because pjsua2 gives a leg a new
-bridge slot whenever its stream restarts (re-INVITE, codec change), which
-silently drops the slot's connections. Runs in the owner thread only.
+a transfer target rings), a prompt (a voice menu, a greeting) or nothing.
+`feed` makes the bridge match that model; it runs after every media change,
+because pjsua2 gives a leg a new bridge slot whenever its stream restarts
+(re-INVITE, codec change), which silently drops the slot's connections.
+Runs in the owner thread only.
 
 A leg is anything with a `leg_id` and `audio_port()`: a SIP call (`legs.Leg`)
 or a modem's audio port (`ports.PortLeg`), so a GSM line is bridged, played
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MUSIC = "@music"
 RINGBACK = "@ringback"
+PROMPT = "@prompt"
 
 # Russian/CIS ringback (GOST): 425 Hz, one second on, four off.
 RINGBACK_HZ = 425
@@ -58,6 +60,7 @@ class Bridges:
         self._recorded_by: dict[str, str] = {}
         self._music: Any = None
         self._ringback: Any = None
+        self._prompts: dict[str, tuple[int, Any]] = {}  # leg id -> (play id, its player)
 
     # --- the model ------------------------------------------------------------------
     def peer(self, leg_id: str) -> str | None:
@@ -81,6 +84,7 @@ class Bridges:
         for leg in (a, b):
             self.feed(leg)
             self._record(leg)
+            self._prompts.pop(leg.leg_id, None)
         log.info("bridge %s <-> %s", a.leg_id, b.leg_id)
 
     def play(self, leg: Leg, source: str) -> None:
@@ -88,6 +92,51 @@ class Bridges:
         self._unpair_peer(leg.leg_id)
         self._hears[leg.leg_id] = source
         self.feed(leg)
+        self._prompts.pop(leg.leg_id, None)
+
+    def announce(self, leg: Leg, player: Any, play_id: int) -> None:
+        """Let leg hear a prompt player (it leaves any bridge it was in).
+
+        The player is pulled by the bridge only once it is connected, so a prompt started
+        before the leg's media is up begins when it comes up (`media_changed`).
+        """
+        self._unpair_peer(leg.leg_id)
+        old = self._prompts.get(leg.leg_id)
+        self._prompts[leg.leg_id] = (play_id, player)
+        self._hears[leg.leg_id] = PROMPT
+        if old is not None:
+            # The same marker names a new player: disconnect the old one by hand.
+            self._feeding.pop(leg.leg_id, None)
+            dst, _held = leg.audio_port()
+            if dst is not None:
+                with contextlib.suppress(pj.Error):
+                    old[1].stopTransmit(dst)
+        self.feed(leg)
+
+    def prompt_playing(self, leg_id: str) -> int | None:
+        """The play id of the prompt leg_id hears, if any."""
+        found = self._prompts.get(leg_id)
+        return found[0] if found is not None else None
+
+    def silence(self, leg: Leg) -> None:
+        """Let leg hear nothing (ends a prompt, music or ringback; not a bridge)."""
+        if self.peer(leg.leg_id) is not None:
+            return
+        self._hears.pop(leg.leg_id, None)
+        self.feed(leg)
+        self._prompts.pop(leg.leg_id, None)
+
+    def record_alone(self, leg: Leg, path: str) -> None:
+        """Record what leg says (not what it hears) into a WAV file: a voice message."""
+        recorder = pj.AudioMediaRecorder()
+        try:
+            recorder.createRecorder(path)
+        except pj.Error as exc:
+            raise EngineError(f"cannot record to {path}: {exc.info()}") from None
+        self.release(leg.leg_id)
+        self._recorders[leg.leg_id] = recorder
+        self._recorded_by[leg.leg_id] = leg.leg_id
+        self._record(leg)
 
     def gone(self, leg_id: str) -> str | None:
         """Forget a disconnected leg; returns the peer it was bridged with."""
@@ -102,6 +151,7 @@ class Bridges:
         peer = self._unpair_peer(leg_id)
         self._hears.pop(leg_id, None)
         self._feeding.pop(leg_id, None)
+        self._prompts.pop(leg_id, None)
         return peer
 
     def _unpair_peer(self, leg_id: str) -> str | None:
@@ -149,6 +199,7 @@ class Bridges:
         self._feeding.clear()
         self._recorders.clear()
         self._recorded_by.clear()
+        self._prompts.clear()
         self._music = None
         self._ringback = None
 
@@ -192,6 +243,9 @@ class Bridges:
             return self._music
         if what == RINGBACK:
             return self._ringback_tone()
+        if what == PROMPT:
+            found = self._prompts.get(leg.leg_id)
+            return found[1] if found is not None else None
         peer = self._legs.get(what)
         if peer is None:
             return None

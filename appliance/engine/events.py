@@ -88,6 +88,14 @@ class DtmfEvent:
 
 
 @dataclass(frozen=True)
+class PromptEvent:
+    """A prompt started by `Engine.play_prompt` has played to its end on a leg."""
+
+    leg_id: str
+    play_id: int
+
+
+@dataclass(frozen=True)
 class TransferEvent:
     """A phone asked (REFER) to transfer its peer; the engine dials `target` as new_leg."""
 
@@ -104,4 +112,4 @@ class ReplacedEvent:
     new_leg: str
 
 
-EngineEvent = LegEvent | DtmfEvent | TransferEvent | ReplacedEvent
+EngineEvent = LegEvent | DtmfEvent | PromptEvent | TransferEvent | ReplacedEvent

@@ -32,10 +32,12 @@ from .events import (
     LegInfo,
     LegState,
     MediaStats,
+    PromptEvent,
     ReplacedEvent,
     TransferEvent,
 )
 from .legs import Leg, headers_of, request_user_of
+from .players import open_player
 from .ports import PortAudio, PortLeg
 from .quiet import stdout_silenced
 
@@ -443,6 +445,38 @@ class Owner(threading.Thread):
         if source not in sources:
             raise EngineError(f"unknown source {source!r}")
         self.bridges.play(self.bridge_leg(leg_id), sources[source])
+
+    def play_prompt(self, leg_id: str, paths: list[str], play_id: int) -> None:
+        """Play WAV files once to a leg; PromptEvent(leg_id, play_id) when they end."""
+        leg = self.bridge_leg(leg_id)
+
+        def ended() -> None:
+            # On the bridge's clock thread: hand over, never touch pjsua2 here.
+            self.submit(lambda: self._prompt_ended(leg_id, play_id))
+
+        self.bridges.announce(leg, open_player(paths, ended), play_id)
+
+    def _prompt_ended(self, leg_id: str, play_id: int) -> None:
+        if self.bridges.prompt_playing(leg_id) != play_id:
+            return  # replaced, bridged or gone meanwhile: nobody waits for this one
+        leg = self._legs.get(leg_id) or self._ports.get(leg_id)
+        if leg is not None:
+            self.bridges.silence(leg)
+        self.emit(PromptEvent(leg_id, play_id))
+
+    def silence(self, leg_id: str) -> None:
+        """Stop what a leg hears alone (a prompt, music, ringback); idempotent."""
+        leg = self._legs.get(leg_id) or self._ports.get(leg_id)
+        if leg is not None:
+            self.bridges.silence(leg)
+
+    def record(self, leg_id: str, path: str) -> None:
+        """Record what the leg says into a WAV file until stop_record or its end."""
+        self.bridges.record_alone(self.bridge_leg(leg_id), path)
+
+    def stop_record(self, leg_id: str) -> None:
+        """Close a leg's recording (the WAV file is complete when this returns)."""
+        self.bridges.release(leg_id)
 
     def open_port(self, leg_id: str, audio: PortAudio) -> str:
         """Put a modem's audio (the rings of its pump) into the bridge as leg leg_id."""
