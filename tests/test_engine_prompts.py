@@ -60,21 +60,20 @@ async def test_prompts_play_once_in_order_and_the_caller_is_recorded(tmp_path: P
             engine.subscribe(events.put_nowait)
             leg = await call_phone(engine, phone, events)
             started = time.monotonic()
-            first = await engine.play_prompt(leg, [str(tmp_path / "a.wav")])
+            first, second, replaced, last = 1, 2, 3, 4
+            await engine.play_prompt(leg, [str(tmp_path / "a.wav")], first)
             done = await next_of(events, PromptEvent, leg=leg)
             assert done == PromptEvent(leg, first)
             # The end event comes after the file's length, not before.
             assert time.monotonic() - started >= 0.9
-            second = await engine.play_prompt(leg, [str(tmp_path / "b.wav"),
-                                                    str(tmp_path / "c.wav")])
-            assert second != first
+            await engine.play_prompt(leg, [str(tmp_path / "b.wav"), str(tmp_path / "c.wav")],
+                                     second)
             assert await next_of(events, PromptEvent, leg=leg) == PromptEvent(leg, second)
 
             # A prompt replaced before its end gives no event of its own.
-            replaced = await engine.play_prompt(leg, [str(tmp_path / "a.wav")])
-            last = await engine.play_prompt(leg, [str(tmp_path / "b.wav")])
+            await engine.play_prompt(leg, [str(tmp_path / "a.wav")], replaced)
+            await engine.play_prompt(leg, [str(tmp_path / "b.wav")], last)
             assert await next_of(events, PromptEvent, leg=leg) == PromptEvent(leg, last)
-            assert replaced != last
 
             message = tmp_path / "message.wav"
             await engine.record(leg, str(message))
@@ -103,7 +102,7 @@ async def test_digits_arrive_while_a_prompt_plays_and_silence_stops_it(tmp_path:
             events: asyncio.Queue[EngineEvent] = asyncio.Queue()
             engine.subscribe(events.put_nowait)
             leg = await call_phone(engine, phone, events)
-            await engine.play_prompt(leg, [str(tmp_path / "long.wav")])
+            await engine.play_prompt(leg, [str(tmp_path / "long.wav")], 1)
             media = phone.wait(lambda e: e.get("event") == "media")
             await asyncio.sleep(1.0)  # the phone hears a second of the prompt
             phone.send(cmd="dtmf", id=media["id"], digits="7")

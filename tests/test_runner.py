@@ -167,6 +167,9 @@ async def test_a_step_not_built_yet_is_said_in_the_record() -> None:
     await settle()
     [rec] = log.done
     assert rec.unavailable == ["voicemail"]
+    assert rec.plan is not None and rec.plan.outcome is not None
+    assert rec.plan.outcome.kind == "hangup"
+    assert "no message (voicemail is not set up)" in rec.plan.outcome.detail
 
 
 async def test_outside_call_uses_the_callers_permissions_and_fails_over() -> None:

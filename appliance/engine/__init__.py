@@ -7,7 +7,6 @@ owner thread and awaits the result, so the event loop never touches pjsua2.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -91,7 +90,6 @@ class Engine:
         self._external: list[ExternalLegs] = []
         self._peers: dict[str, str] = {}  # bridged pairs, both ways (digits to external legs)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._play_ids = itertools.count(1)
 
     def add_external(self, legs: ExternalLegs) -> Callable[[], None]:
         """Let these non-SIP legs be dialled, answered and hung up through the engine."""
@@ -213,16 +211,15 @@ class Engine:
         """Let a leg hear "music" (on hold) or "ringback" instead of a peer."""
         await self.run("play", leg, source)
 
-    async def play_prompt(self, leg: str, paths: Sequence[str]) -> int:
-        """Play WAV files once to a leg, instead of whatever it heard; returns the play id.
+    async def play_prompt(self, leg: str, paths: Sequence[str], play_id: int) -> None:
+        """Play WAV files once to a leg, instead of whatever it heard.
 
-        A PromptEvent(leg, play id) follows when the last file has played. A prompt
-        started before the leg's media is up starts when it is; bridging the leg, playing
+        PromptEvent(leg, play_id) follows when the last file has played; the caller picks
+        the id before awaiting, because a very short prompt's event can arrive first. A
+        prompt started before the leg's media is up starts when it is; bridging the leg,
         another prompt or `silence` ends it without an event.
         """
-        play_id = next(self._play_ids)
         await self.run("play_prompt", leg, list(paths), play_id)
-        return play_id
 
     async def silence(self, leg: str) -> None:
         """Let a leg that is in no bridge hear nothing (ends a prompt or a tone)."""

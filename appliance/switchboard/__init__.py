@@ -6,9 +6,10 @@ inbound call on a line's number through its call flow), and the switchboard walk
 A Ring step dials its legs on their timetable (desk phones through `Directory` contacts,
 mobiles and outside numbers through `Outside`, i.e. outbound routing and the lines),
 the first to answer is bridged and the others are cancelled; busy, offline, unknown and
-no-answer end with the right SIP code. Steps not carried out yet (prompts, menus, queues,
-voicemail, webhooks: the inbound-routing issue) are reported Failed, so the plan goes on
-to the step the configuration names for failures, and the call record says so.
+no-answer end with the right SIP code. Greetings, voice menus and voicemail are carried
+out by `voice.Voice`. Steps not carried out yet (queues, webhooks, fax, callback) are
+reported Failed, so the plan goes on to the step the configuration names for failures,
+and the call record says so.
 The mechanics (ring sets, answer, bridge, teardown, call records) live here in one place.
 """
 
@@ -24,12 +25,14 @@ from typing import Any
 
 from .. import features
 from ..engine import (
+    DtmfEvent,
     Engine,
     EngineError,
     EngineEvent,
     LegEvent,
     LegInfo,
     LegState,
+    PromptEvent,
     ReplacedEvent,
     TransferEvent,
 )
@@ -44,14 +47,18 @@ from ..routing.plan import (
     Done,
     Event,
     Failed,
+    Greeting,
     Hangup,
     Leg,
+    Menu,
     NoAnswer,
     Plan,
     PlanState,
+    PlayAndHangup,
     Reject,
     Ring,
     Terminal,
+    Voicemail,
     Why,
 )
 from ..routing.snapshot import LiveState, Snapshot
@@ -65,6 +72,7 @@ from .records import (
     disposition_for,
     final_code,
 )
+from .voice import Mailboxes, PromptSource, Voice
 
 __all__ = ["CallLog", "CallRecord", "Directory", "Disposition", "Switchboard",
            "disposition_for", "final_code"]
@@ -83,7 +91,9 @@ class Switchboard:
                  now: Callable[[], datetime] | None = None,
                  ring_timeout_s: float = RING_TIMEOUT_S,
                  data_dir: Path | None = None, presence: Presence | None = None,
-                 snapshot: Snapshot | None = None, outside: Outside | None = None) -> None:
+                 snapshot: Snapshot | None = None, outside: Outside | None = None,
+                 prompts: PromptSource | None = None,
+                 mailboxes: Mailboxes | None = None) -> None:
         self.engine = engine
         self.directory = directory
         # The routing configuration (None: every extension rings its contacts directly, for
@@ -101,6 +111,7 @@ class Switchboard:
         self._by_leg: dict[str, str] = {}
         self._transfers: dict[str, Transfer] = {}  # by each of its three legs
         self._tasks: set[asyncio.Task[None]] = set()
+        self.voice = Voice(self, prompts, mailboxes)
 
     def attach(self) -> Callable[[], None]:
         """Start receiving engine events; returns the detach function."""
@@ -110,13 +121,30 @@ class Switchboard:
         """Calls in progress."""
         return list(self._calls.values())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    @property
+    def live_calls(self) -> dict[str, CallRecord]:
+        """Calls in progress by call id (read-only use)."""
+        return self._calls
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine as a task the switchboard keeps until it ends."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    _spawn = spawn
+
     def on_event(self, event: EngineEvent) -> None:
         """Engine event entry point (runs on the event loop)."""
+        if isinstance(event, PromptEvent | DtmfEvent):
+            call = self._calls.get(self._by_leg.get(event.leg_id) or "")
+            if call is None or event.leg_id != call.inbound_leg:
+                return
+            if isinstance(event, PromptEvent):
+                self.voice.prompt_ended(call, event.play_id)
+            else:
+                self._spawn(self.voice.digit(call, event.digit))
+            return
         if isinstance(event, TransferEvent):
             self._transfer_started(event)
             return
@@ -246,8 +274,28 @@ class Switchboard:
                     busy.add(owner)
         return busy
 
+    async def report(self, call: CallRecord, event: Event) -> None:
+        """The current step ended with `event`: move the plan on and carry out what follows."""
+        if call.plan is None or call.call_id not in self._calls:
+            return
+        call.plan = routing.next_step(call.plan, event)
+        await self._advance(call)
+
+    def settle(self, call: CallRecord, event: Event) -> None:
+        """A terminal step ended with `event` (the outcome is written, nothing follows)."""
+        if call.plan is not None:
+            call.plan = routing.next_step(call.plan, event)
+
+    async def hang_up(self, call: CallRecord, code: int) -> None:
+        """End a call nobody took: `code` for a caller still ringing, BYE once connected."""
+        if call.call_id not in self._calls:
+            return
+        await self._fail(call, code)
+        if code < 300:
+            call.disposition = Disposition.NO_ANSWER  # the box, not a person, took the call
+
     async def _advance(self, call: CallRecord) -> None:
-        """Carry out the plan's current step (Ring or an ending); others are not built yet."""
+        """Carry out the plan's current step."""
         for _ in range(_MAX_STEPS):
             state = call.plan
             if (state is None or state.finished or state.step is None
@@ -260,8 +308,14 @@ class Switchboard:
             if isinstance(step, Terminal):
                 await self._terminal(call, step)
                 return
-            # Prompts, menus, queues and webhooks come with the inbound-routing issue; until
-            # then the plan takes the way its configuration gives for a failure.
+            if isinstance(step, Greeting):
+                await self.voice.greeting(call, step)
+                return
+            if isinstance(step, Menu):
+                await self.voice.menu(call, step)
+                return
+            # Queues come with their own issue, webhooks with the inbound-routing work;
+            # until then the plan takes the way its configuration gives for a failure.
             what = type(step).__name__.lower()
             log.warning("call %s: %s (%s) is not available yet; going on as for a failure",
                         call.call_id, what, step.why.step)
@@ -271,6 +325,12 @@ class Switchboard:
 
     async def _terminal(self, call: CallRecord, step: Terminal) -> None:
         """End the call as the plan says."""
+        if isinstance(step, Voicemail):
+            await self.voice.voicemail(call, step)
+            return
+        if isinstance(step, PlayAndHangup):
+            await self.voice.play_and_hangup(call, step)
+            return
         if isinstance(step, Reject):
             code = step.sip_code
         elif isinstance(step, Hangup):
@@ -302,6 +362,9 @@ class Switchboard:
         ring = RingSet.of(step)
         ring.started = loop.time()
         call.ring = ring
+        if call.connected:
+            # The box answered already (a menu, a greeting): a 180 cannot ring any more.
+            await self._safe(self.engine.play(call.inbound_leg, "ringback"))
         ring.timers.append(loop.call_later(
             step.timeout, lambda: self._spawn(self._ring_timeout(call, ring))))
         for leg in list(ring.pending):
@@ -470,6 +533,9 @@ class Switchboard:
         return str(self.data_dir / relative)
 
     async def _inbound_changed(self, call: CallRecord, leg: LegInfo) -> None:
+        if leg.state is LegState.CONFIRMED:
+            call.up.set()
+            return
         if leg.state is not LegState.DISCONNECTED:
             return
         # Decide the record before awaiting anything: the other legs' events
@@ -480,7 +546,10 @@ class Switchboard:
             call.hangup_side = "caller" if leg.hangup_side == "remote" else "system"
             call.sip_code = 200 if call.answered_at else 487
         others = list(call.ringing) + ([call.answered_leg] if call.answered_leg else [])
-        if call.ring is not None and call.plan is not None:
+        if call.message is not None:
+            # The caller ended a voice message: file it before the record is written.
+            await self.voice.end_message(call)
+        elif call.plan is not None and not call.plan.finished:
             call.plan = routing.next_step(call.plan, CallerHungUp())
         self._finish(call)
         for out in others:
@@ -505,7 +574,8 @@ class Switchboard:
             for out in others:
                 await self._safe_hangup(out)
             call.ringing.clear()
-            await self._safe(self.engine.answer(call.inbound_leg, 200))
+            if not call.connected:
+                await self._safe(self.engine.answer(call.inbound_leg, 200))
             record_to = self._recording_path(call)
             await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id, record_to))
             return
@@ -559,6 +629,7 @@ class Switchboard:
             if leg_id:
                 self._by_leg.pop(leg_id, None)
         self._end_ring(call)
+        self.voice.forget(call)
         call.ended_at = self._now()
         self.presence.ended(call.call_id)
         self.calllog.finished(call)

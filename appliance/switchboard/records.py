@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..ringing import RingSet
 from ..routing.plan import (
@@ -73,6 +76,16 @@ class CallRecord:
     ring: RingSet | None = None  # the Ring step in progress, if any
     dialled_legs: int = 0  # engine legs dialled so far (their ids are numbered)
     unavailable: list[str] = field(default_factory=list)  # plan steps not carried out yet
+    # The box's own conversation with the caller (greetings, menus, voicemail: voice.py).
+    connected: bool = False  # the box answered the caller's leg itself
+    up: asyncio.Event = field(default_factory=asyncio.Event)  # the caller's leg is CONFIRMED
+    playing: int | None = None  # the play id of the prompt the caller hears
+    after_prompt: Callable[[], Coroutine[Any, Any, None]] | None = None  # what runs when it ends
+    timer: asyncio.TimerHandle | None = None  # the current step's timer
+    digits: str = ""  # keys pressed in the current menu, not yet acted on
+    message: Path | None = None  # the voice message being recorded
+    message_box: str = ""
+    voicemail_id: int | None = None  # the message filed from this call
 
 
 class CallLog(Protocol):
