@@ -73,6 +73,7 @@ class Ringing:
     plan_leg: Leg
     uri: str
     route: OutsideRoute | None = None  # for an outside number: what it may fail over with
+    confirming_since: float | None = None  # a mobile answered and is asked to press 1
 
 
 @dataclass

@@ -14,10 +14,12 @@ import yaml
 
 from appliance.config.yamlio import parse_config
 from appliance.engine import DtmfEvent, LegState, PromptEvent
+from appliance.ringing import OutsideAttempt
+from appliance.routing.mobile import Confirmation
 from appliance.routing.snapshot import frozen_map, snapshot_from_config
 from appliance.switchboard import Disposition, Switchboard
 from tests.support.tones import write_wav
-from tests.test_runner import CONTACTS, Phones, dialled, incoming
+from tests.test_runner import CONTACTS, Outside, Phones, dialled, incoming
 from tests.test_switchboard import FakeEngine, Log, settle
 
 pytestmark = pytest.mark.timeout(30)
@@ -294,3 +296,65 @@ async def test_a_message_at_its_length_limit_is_kept_and_the_call_ends(rig: Any)
     await hang_up(eng)
     assert route(log)[-1] == "outcome: voicemail: voicemail general"
     assert log.done[0].disposition is Disposition.NO_ANSWER
+
+
+MOBILE_OFFICE = """
+version: 1
+box: {time_zone: Europe/Moscow, country: RU}
+employees:
+  - {extension: "101", name: Anna, mobiles: ["+79160000101"], ring_mobile_after: 0,
+     confirm_mobile: true, devices: [{username: "101", password: Kx7-phone-pw-1}]}
+  - {extension: "102", name: Boris, devices: [{username: "102", password: Kx7-phone-pw-2}]}
+"""
+MOBILE_URI = "sip:+79160000101@sim"
+
+
+def mobile_rig(tmp_path: Path) -> tuple[Switchboard, VoiceEngine, Log]:
+    write_wav(tmp_path / "mobile-confirm.wav", 500, 0.2)
+    engine = VoiceEngine()
+    log = Log()
+    snap = snapshot_from_config(parse_config(yaml.safe_load(MOBILE_OFFICE)), years=[2026])
+    outside = Outside({"+79160000101": (OutsideAttempt(MOBILE_URI, "sim1"),)})
+    sb = Switchboard(engine, Phones(CONTACTS), log,  # type: ignore[arg-type]
+                     now=lambda: datetime(2026, 11, 23, 10, 0, tzinfo=UTC), snapshot=snap,
+                     outside=outside, prompts=Prompts(tmp_path))
+    sb.voice.confirmation = Confirmation(timeout=0.5)
+    sb.attach()
+    return sb, engine, log
+
+
+async def mobile_answers(eng: VoiceEngine) -> tuple[str, str]:
+    incoming(eng, CALLER_LEG, "101", x_pbx_device="102")
+    await settle()
+    assert sorted(dialled(eng)) == [MOBILE_URI, "sip:101@desk"]
+    desk, mobile = (eng.legs[dialled(eng).index(u)] for u in ("sip:101@desk", MOBILE_URI))
+    eng.emit(mobile, LegState.CONFIRMED, code=200)
+    await until(eng, ("play_prompt", mobile, ("mobile-confirm",)))
+    assert not [c for c in eng.commands if c[0] in ("bridge", "hangup")]  # desk rings on
+    return desk, mobile
+
+
+async def test_a_mobile_gets_the_call_only_after_pressing_1(tmp_path: Path) -> None:
+    _sb, eng, log = mobile_rig(tmp_path)
+    desk, mobile = await mobile_answers(eng)
+    assert eng.handler is not None
+    eng.handler(DtmfEvent(mobile, "1"))
+    await until(eng, ("bridge", CALLER_LEG, mobile))
+    assert ("hangup", desk, 0) in eng.commands
+    await hang_up(eng)
+    assert route(log)[-1] == "outcome: answered: answered by 101"
+
+
+@pytest.mark.parametrize("key", ["2", ""])
+async def test_a_mobile_that_does_not_press_1_is_dropped(tmp_path: Path, key: str) -> None:
+    _sb, eng, log = mobile_rig(tmp_path)
+    desk, mobile = await mobile_answers(eng)
+    assert eng.handler is not None
+    if key:
+        eng.handler(DtmfEvent(mobile, key))
+    await until(eng, ("hangup", mobile, 0))  # a wrong key at once; no key after 0.5 s
+    assert ("hangup", desk, 0) not in eng.commands  # the desk phone still rings
+    eng.emit(desk, LegState.CONFIRMED, code=200)
+    await until(eng, ("bridge", CALLER_LEG, desk))
+    await hang_up(eng)
+    assert route(log)[-1] == "outcome: answered: answered by 101"

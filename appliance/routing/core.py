@@ -513,10 +513,9 @@ def _terminal_outcome(step: Terminal, state: PlanState, event: Event) -> Outcome
         if isinstance(event, Failed | CallerHungUp):
             # No message was left (hung up before the tone, voicemail down): a plain miss.
             # The runner reports Done once a message is filed.
-            missed = "after_hours" if why == "after_hours" else "no_answer"
             cause = event.cause if isinstance(event, Failed) else "caller hung up before the tone"
             return Outcome("hangup", f"voicemail {step.box}: no message ({cause})",
-                           missed_reason=missed)
+                           missed_reason="after_hours" if why == "after_hours" else "no_answer")
         return Outcome("voicemail", f"voicemail {step.box}", missed_reason=why)
     if isinstance(step, PlayAndHangup):
         return Outcome("played", step.reason)

@@ -23,7 +23,7 @@ from .snapshot import Line, Snapshot
 
 CONFIRM_DIGIT = "1"
 CONFIRM_TIMEOUT = 10.0  # seconds a mobile has to press 1 after it answered
-CONFIRM_PROMPT = "confirm-mobile"  # system prompt: "press 1 to accept the call"
+CONFIRM_PROMPT = "mobile-confirm"  # built-in prompt: "press 1 to accept the call"
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,12 @@ class Switchboard:
         """Engine event entry point (runs on the event loop)."""
         if isinstance(event, PromptEvent | DtmfEvent):
             call = self._calls.get(self._by_leg.get(event.leg_id) or "")
-            if call is None or event.leg_id != call.inbound_leg:
+            if call is None:
+                return
+            if event.leg_id != call.inbound_leg:
+                if isinstance(event, DtmfEvent) and call.ring is not None:
+                    self._spawn(self.voice.confirm_digit(call, call.ring, event.leg_id,
+                                                         event.digit))
                 return
             if isinstance(event, PromptEvent):
                 self.voice.prompt_ended(call, event.play_id)
@@ -559,31 +564,56 @@ class Switchboard:
         ring = call.ring
         if (leg.state is LegState.CONFIRMED and call.answered_leg is None and ring is not None
                 and leg.leg_id in ring.live):
-            ringing = ring.live.pop(leg.leg_id)
-            call.answered_leg = leg.leg_id
-            call.answered_at = self._now()
-            call.answered_contact = call.ringing.pop(leg.leg_id, "")
-            who = ringing.plan_leg.extension or ringing.plan_leg.address
-            if ringing.plan_leg.extension and ringing.plan_leg.extension != call.dialled:
-                call.answered_extension = ringing.plan_leg.extension  # a department member
-            self.presence.answered(call.call_id, call.answered_extension or call.dialled)
-            others = list(ring.live)
-            self._end_ring(call)
-            if call.plan is not None:
-                call.plan = routing.next_step(call.plan, Answered(who))
-            for out in others:
-                await self._safe_hangup(out)
-            call.ringing.clear()
-            if not call.connected:
-                await self._safe(self.engine.answer(call.inbound_leg, 200))
-            record_to = self._recording_path(call)
-            await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id, record_to))
+            if self.voice.must_confirm(ring.live[leg.leg_id]):
+                # A mobile answered: its owner must press 1 first (not its voicemail).
+                await self.voice.ask_to_confirm(call, ring, leg.leg_id)
+                return
+            await self.take(call, ring, leg.leg_id)
             return
         if leg.state is LegState.CONFIRMED and leg.leg_id != call.answered_leg:
             # Answered in the same instant as another phone or a pickup: too late.
             self._by_leg.pop(leg.leg_id, None)
             await self._safe_hangup(leg.leg_id)
             return
+        await self._outbound_ended(call, ring, leg)
+
+    async def drop_leg(self, call: CallRecord, ring: RingSet, leg_id: str, code: int) -> None:
+        """Stop one leg of a ring step as failed with `code` (the others ring on)."""
+        if call.ring is not ring or ring.live.pop(leg_id, None) is None:
+            return
+        call.ringing.pop(leg_id, None)
+        self._by_leg.pop(leg_id, None)
+        ring.codes.append(code)
+        call.failures.append(code)
+        await self._safe_hangup(leg_id)
+        await self._ring_check(call, ring)
+
+    async def take(self, call: CallRecord, ring: RingSet, leg_id: str) -> None:
+        """A ringing leg took the call: the others stop, the caller is bridged to it."""
+        if call.answered_leg is not None or call.ring is not ring or leg_id not in ring.live:
+            return
+        ringing = ring.live.pop(leg_id)
+        call.answered_leg = leg_id
+        call.answered_at = self._now()
+        call.answered_contact = call.ringing.pop(leg_id, "")
+        who = ringing.plan_leg.extension or ringing.plan_leg.address
+        if ringing.plan_leg.extension and ringing.plan_leg.extension != call.dialled:
+            call.answered_extension = ringing.plan_leg.extension  # a department member
+        self.presence.answered(call.call_id, call.answered_extension or call.dialled)
+        others = list(ring.live)
+        self._end_ring(call)
+        if call.plan is not None:
+            call.plan = routing.next_step(call.plan, Answered(who))
+        for out in others:
+            await self._safe_hangup(out)
+        call.ringing.clear()
+        if not call.connected:
+            await self._safe(self.engine.answer(call.inbound_leg, 200))
+        record_to = self._recording_path(call)
+        await self._safe(self.engine.bridge(call.inbound_leg, leg_id, record_to))
+
+    async def _outbound_ended(self, call: CallRecord, ring: RingSet | None,
+                              leg: LegInfo) -> None:
         if leg.state is not LegState.DISCONNECTED:
             return
         self._by_leg.pop(leg.leg_id, None)

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..engine import EngineError
+from ..ringing import Ringing, RingSet
+from ..routing.mobile import ConfirmAction, Confirmation, decide_confirmation
 from ..routing.plan import (
     Done,
     Failed,
@@ -87,6 +89,7 @@ class Voice:
         self.prompts = prompts
         self.mailboxes = mailboxes
         self.digit_gap_s = DIGIT_GAP_S
+        self.confirmation = Confirmation()  # what a mobile must press, and how soon
         self._play_ids = itertools.count(1)
 
     # --- the caller's leg --------------------------------------------------------------
@@ -264,6 +267,54 @@ class Voice:
         digits, call.digits = call.digits, ""
         self.disarm(call)
         await self.board.report(call, KeyPressed(digits))
+
+    # --- "press 1 to accept" on a mobile -------------------------------------------------
+    def must_confirm(self, ringing: Ringing) -> bool:
+        """Whether this answering leg is a mobile whose owner must press 1 first."""
+        leg = ringing.plan_leg
+        snap = self.board.snapshot
+        if leg.kind != "mobile" or not leg.extension or snap is None:
+            return False
+        employee = snap.employees.get(leg.extension)
+        return employee is not None and employee.confirm_mobile
+
+    async def ask_to_confirm(self, call: CallRecord, ring: RingSet, leg_id: str) -> None:
+        """Play 'press 1' to the mobile that answered; the call waits, the others ring on."""
+        ringing = ring.live[leg_id]
+        confirm = self.confirmation
+        files = self._prompt_files([confirm.prompt])
+        if not files:
+            log.error("call %s: prompt %s is missing; %s gets the call unconfirmed",
+                      call.call_id, confirm.prompt, ringing.uri)
+            await self.board.take(call, ring, leg_id)
+            return
+        loop = asyncio.get_running_loop()
+        ringing.confirming_since = loop.time()
+        ring.timers.append(loop.call_later(
+            confirm.timeout, lambda: self.board.spawn(self.confirm_digit(call, ring, leg_id, ""))))
+        log.info("call %s: %s answered; asking for %s", call.call_id, ringing.uri, confirm.digit)
+        try:
+            await self.board.engine.play_prompt(leg_id, [str(f) for f in files],
+                                                next(self._play_ids))
+        except EngineError as exc:
+            log.warning("call %s: the confirmation prompt failed: %s", call.call_id, exc)
+
+    async def confirm_digit(self, call: CallRecord, ring: RingSet, leg_id: str,
+                            digit: str) -> None:
+        """A key from a mobile being asked to confirm ("" when its time ran out)."""
+        ringing = ring.live.get(leg_id)
+        if (call.ring is not ring or ringing is None or ringing.confirming_since is None
+                or call.answered_leg is not None):
+            return
+        elapsed = asyncio.get_running_loop().time() - ringing.confirming_since
+        decision = decide_confirmation(self.confirmation, digit or None, elapsed)
+        if decision.action is ConfirmAction.WAIT:
+            return
+        log.info("call %s: %s %s", call.call_id, ringing.uri, decision.reason)
+        if decision.action is ConfirmAction.BRIDGE:
+            await self.board.take(call, ring, leg_id)
+        else:
+            await self.board.drop_leg(call, ring, leg_id, 480)
 
     # --- voicemail --------------------------------------------------------------------
     async def voicemail(self, call: CallRecord, step: Voicemail) -> None:
