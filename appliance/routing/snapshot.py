@@ -73,6 +73,7 @@ class Employee:
     voicemail: str | None = None  # key of the voicemail box they own
     allowed_routes: frozenset[str] = frozenset(DEFAULT_ROUTES)  # outbound route classes
     confirm_mobile: bool = False  # a mobile must press 1 before it gets a forwarded call
+    administrator: bool = False  # may switch day/night mode from a phone
 
 
 @dataclass(frozen=True)
@@ -414,7 +415,8 @@ def snapshot_from_config(cfg: BoxConfig, *, live: LiveState | None = None,
             mobiles=tuple(e.mobiles), dnd=e.dnd, ring_mobile_after=e.ring_mobile_after,
             no_answer_timeout=e.no_answer_timeout, call_waiting=e.call_waiting,
             enabled=e.enabled, voicemail=owners.get(e.extension),
-            allowed_routes=frozenset(e.allowed_routes), confirm_mobile=e.confirm_mobile))
+            allowed_routes=frozenset(e.allowed_routes), confirm_mobile=e.confirm_mobile,
+            administrator=e.role == "administrator"))
             for e in cfg.employees),
         departments=frozen_map((d.key, Department(
             key=d.key, name=d.name, extension=d.extension, strategy=d.strategy,

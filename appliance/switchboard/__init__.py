@@ -72,6 +72,7 @@ from .records import (
     disposition_for,
     final_code,
 )
+from .services import Services
 from .voice import Mailboxes, PromptSource, Voice
 
 __all__ = ["CallLog", "CallRecord", "Directory", "Disposition", "Switchboard",
@@ -112,6 +113,7 @@ class Switchboard:
         self._transfers: dict[str, Transfer] = {}  # by each of its three legs
         self._tasks: set[asyncio.Task[None]] = set()
         self.voice = Voice(self, prompts, mailboxes)
+        self.services = Services(self)
 
     def attach(self) -> Callable[[], None]:
         """Start receiving engine events; returns the detach function."""
@@ -134,6 +136,19 @@ class Switchboard:
 
     _spawn = spawn
 
+    def now(self) -> datetime:
+        """The switchboard's clock."""
+        return self._now()
+
+    def adopt(self, call: CallRecord) -> None:
+        """Track a call the switchboard did not route itself (a feature-code dialogue)."""
+        self._calls[call.call_id] = call
+        self._by_leg[call.inbound_leg] = call.call_id
+
+    def forget_leg(self, leg_id: str) -> None:
+        """Stop claiming a leg that belongs to no call."""
+        self._by_leg.pop(leg_id, None)
+
     def on_event(self, event: EngineEvent) -> None:
         """Engine event entry point (runs on the event loop)."""
         if isinstance(event, PromptEvent | DtmfEvent):
@@ -147,6 +162,8 @@ class Switchboard:
                 return
             if isinstance(event, PromptEvent):
                 self.voice.prompt_ended(call, event.play_id)
+            elif call.service:
+                call.keys.put_nowait(event.digit)
             else:
                 self._spawn(self.voice.digit(call, event.digit))
             return
@@ -187,8 +204,11 @@ class Switchboard:
             await self._safe_hangup(leg.leg_id, 503, "Shutting down")
             return
         feature = features.parse(leg.request_user)
-        if feature is not None:
+        if feature is not None and feature.feature.is_pickup:
             await self._pickup(leg, feature)
+            return
+        if feature is not None:
+            await self.services.start(leg, feature)
             return
         caller = leg.remote_uri
         if "x-pbx-hairpin" in leg.headers:
@@ -293,7 +313,7 @@ class Switchboard:
 
     async def hang_up(self, call: CallRecord, code: int) -> None:
         """End a call nobody took: `code` for a caller still ringing, BYE once connected."""
-        if call.call_id not in self._calls:
+        if call.call_id not in self._calls or call.disposition is not None:
             return
         await self._fail(call, code)
         if code < 300:
@@ -660,9 +680,12 @@ class Switchboard:
                 self._by_leg.pop(leg_id, None)
         self._end_ring(call)
         self.voice.forget(call)
+        if call.task is not None:
+            call.task.cancel()
         call.ended_at = self._now()
         self.presence.ended(call.call_id)
-        self.calllog.finished(call)
+        if not call.service:
+            self.calllog.finished(call)
 
     # --- transfers ------------------------------------------------------------------
     def _transfer_started(self, event: TransferEvent) -> None:
@@ -742,8 +765,11 @@ class Switchboard:
             await self._safe_hangup(call.inbound_leg, 503)
             self._finish(call)
 
-    async def _safe_hangup(self, leg_id: str, code: int = 0, reason: str = "") -> None:
+    async def safe_hangup(self, leg_id: str, code: int = 0, reason: str = "") -> None:
+        """Hang a leg up, whether or not it is still there."""
         await self._safe(self.engine.hangup(leg_id, code, reason))
+
+    _safe_hangup = safe_hangup
 
     async def _safe(self, aw: Awaitable[None]) -> None:
         try:

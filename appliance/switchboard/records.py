@@ -86,6 +86,10 @@ class CallRecord:
     message: Path | None = None  # the voice message being recorded
     message_box: str = ""
     voicemail_id: int | None = None  # the message filed from this call
+    # A feature-code dialogue (services.py): not routed, not written to the call history.
+    service: bool = False
+    task: asyncio.Task[None] | None = None
+    keys: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
 
 class CallLog(Protocol):

@@ -112,11 +112,12 @@ class Voice:
         return call.call_id in self.board.live_calls
 
     def _prompt_files(self, keys: Sequence[str | None]) -> list[Path]:
-        if self.prompts is None:
-            return []
+        """The files to play: prompt keys looked up, absolute paths (messages) as they are."""
         found = []
         for key in keys:
-            if key:
+            if key and key.startswith("/"):
+                found.append(Path(key))
+            elif key and self.prompts is not None:
                 path = self.prompts.path(key)
                 if path is None:
                     log.warning("prompt %r is missing", key)
