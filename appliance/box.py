@@ -10,6 +10,7 @@ complete call records, hang up and exit 0 within 5 s.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -17,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+import sqlite_utils
 
 from . import calllog, directory, extensions, sounds, trunktest
 from .config import ConfigError
@@ -142,6 +145,7 @@ class Box:
         self.switchboard.outside = OutboundRouting(
             lambda: self.switchboard.snapshot if self.switchboard else None,
             self.line_status, self.line_targets)
+        self.switchboard.services.set_day_night = self.set_day_night
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
@@ -225,6 +229,21 @@ class Box:
         """One line for systemd's STATUS=."""
         calls = len(self.switchboard.active_calls()) if self.switchboard else 0
         return f"{self.state}; {calls} call(s) in progress; reloads {self.reloads}"
+
+    async def set_day_night(self, mode: str) -> None:
+        """The manual day/night switch ('auto', 'day', 'night'), stored and applied now."""
+        assert self.db is not None and self.switchboard is not None
+        value = json.dumps(mode)
+
+        def write(conn: sqlite_utils.Database) -> None:
+            conn.execute(
+                "INSERT INTO box_settings (key, value) VALUES ('day_night', ?) ON CONFLICT(key)"
+                " DO UPDATE SET value = excluded.value,"
+                " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", [value])
+
+        await self.db.awrite(write)
+        loop = asyncio.get_running_loop()
+        self.switchboard.snapshot = await loop.run_in_executor(None, self._routing)
 
     # --- reload --------------------------------------------------------------------
     async def reload(self) -> dict[str, Any]:
