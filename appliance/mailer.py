@@ -25,7 +25,7 @@ from .vmparts import header_text, valid_address
 log = logging.getLogger(__name__)
 
 #: Seconds each socket operation with the mail server may take.
-SMTP_TIMEOUT_S = 30.0
+SMTP_TIMEOUT_S = 15.0
 #: Waits before the 2nd, 3rd and 4th attempt; then the mail is given up.
 RETRY_DELAYS_S: tuple[float, ...] = (30.0, 120.0, 600.0)
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}

@@ -37,7 +37,7 @@ MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 PIN_TRIES = 5
 PIN_LOCKOUT = timedelta(minutes=15)
 #: Seconds stop() gives mails in flight before it cancels them.
-STOP_GRACE_S = 2.0
+STOP_GRACE_S = 1.0
 
 
 class VoicemailError(Exception):
@@ -435,6 +435,23 @@ class Voicemail:
             raise
         except Exception:  # the e-mail is a side effect of a stored message: log, go on
             log.exception("%s: e-mail failed", what)
+
+
+def list_messages(conn: Any, box: str | None = None, *,
+                  deleted: bool = False) -> list[dict[str, Any]]:
+    """Stored messages (of one box, or all), newest first, as plain data (CLI, web UI)."""
+    where = ["1 = 1" if deleted else "m.deleted_at IS NULL"]
+    params: list[Any] = []
+    if box is not None:
+        where.append("m.box_key = ?")
+        params.append(box)
+    rows = conn.execute(
+        "SELECT m.id, m.box_key, m.caller, m.duration_s, m.created_at, m.is_read, "
+        "m.notified_at, m.deleted_at, m.path, m.call_uuid FROM voicemail_messages m "
+        f"WHERE {' AND '.join(where)} ORDER BY m.created_at DESC, m.id DESC", params)
+    names = ("id", "box", "caller", "duration_s", "created_at", "read", "emailed_at",
+             "deleted_at", "path", "call_uuid")
+    return [dict(zip(names, (*r[:5], bool(r[5]), *r[6:]), strict=True)) for r in rows]
 
 
 def set_pin(c: sqlite_utils.Database, box: str, pin: str | None) -> None:
