@@ -155,7 +155,13 @@ class Voicemail:
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        """Load the boxes and every box's counts (before the edge asks for any)."""
+        """Load the boxes and every box's counts (before the edge asks for any).
+
+        Messages stored before their call record existed are linked to it now.
+        """
+        linked = await self.db.awrite(lambda c: link_calls(c.conn))
+        if linked:
+            log.info("voicemail: %d message(s) linked to their call records", linked)
         boxes, counts = await self._read(lambda c: (load_boxes(c), load_counts(c)))
         self._boxes, self._counts = boxes, counts
         self._index()
@@ -435,6 +441,16 @@ class Voicemail:
             raise
         except Exception:  # the e-mail is a side effect of a stored message: log, go on
             log.exception("%s: e-mail failed", what)
+
+
+def link_calls(conn: Any) -> int:
+    """Link messages whose call record was written after them; how many were linked."""
+    cur = conn.execute(
+        "UPDATE voicemail_messages SET call_id = (SELECT r.id FROM call_records r "
+        "WHERE r.uuid = voicemail_messages.call_uuid) WHERE call_id IS NULL "
+        "AND call_uuid IS NOT NULL AND EXISTS (SELECT 1 FROM call_records r "
+        "WHERE r.uuid = voicemail_messages.call_uuid)")
+    return int(cur.rowcount or 0)
 
 
 def list_messages(conn: Any, box: str | None = None, *,

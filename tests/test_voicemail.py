@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import sqlite3
 import struct
 import wave
 from collections.abc import AsyncIterator
@@ -193,6 +194,13 @@ async def test_a_department_box_mails_its_list_in_its_language(w: World) -> None
     [event] = rows(w.db, "SELECT call_id, payload FROM event_outbox")
     assert event["call_id"] is None
     assert json.loads(str(event["payload"]))["call_uuid"] == "call-0002"
+    # The record is written later: the next start links the message to it.
+    w.db.write(lambda c: c.conn.execute("INSERT INTO call_records (uuid, direction) "
+                                        "VALUES ('call-0002', 'inbound')"))
+    await w.vm.start()
+    [row] = rows(w.db, f"SELECT m.call_id = r.id AS linked FROM voicemail_messages m "
+                       f"JOIN call_records r ON r.uuid = m.call_uuid WHERE m.id = {message_id}")
+    assert row == {"linked": 1}
 
 
 async def test_hanging_up_at_the_beep_leaves_nothing(w: World) -> None:
@@ -398,3 +406,31 @@ async def test_the_edge_lights_a_subscribed_phone(w: World) -> None:
     assert isinstance(heard, Request)
     assert b"Messages-Waiting: no" in heard.body and b"Voice-Message: 0/1" in heard.body
     await w.vm.drain()
+
+
+async def test_stop_does_not_wait_for_a_mail_server_that_hangs(w: World) -> None:
+    """Shutdown is bounded: a mail still waiting for its retry is cancelled."""
+    never = asyncio.Event()
+
+    async def held(seconds: float) -> None:
+        await never.wait()
+
+    w.sink.stop()
+    w.vm.mailer.sleep = held
+    path = w.vm.message_path("ivan", "call-0001")
+    write_wav(path, 2.0)
+    await w.vm.deliver("ivan", "+79161234567", "call-0001", path, 2)
+    await asyncio.wait_for(w.vm.stop(), timeout=10)
+    await asyncio.wait_for(w.vm.drain(), timeout=1)  # nothing left in flight
+    [row] = rows(w.db, "SELECT notified_at FROM voicemail_messages")
+    assert row["notified_at"] is None
+
+
+def test_the_schema_guards_pins_and_languages(tmp_path: Path) -> None:
+    with Database.open(tmp_path / "pbx.db") as db:
+        office(db)
+        for column, value in (("language", "de"), ("pin_hash", "1234"),
+                              ("pin_hash", "pbkdf2_sha256$")):
+            with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+                db.write(lambda c, column=column, value=value: c.conn.execute(
+                    f"UPDATE voicemail_boxes SET {column} = ? WHERE key = 'ivan'", (value,)))
