@@ -12,6 +12,7 @@ import re
 import secrets
 import struct
 import unicodedata
+import urllib.parse
 from datetime import datetime, tzinfo
 
 from .config.types import normalize_email
@@ -140,6 +141,27 @@ def header_text(text: str, limit: int = 80) -> str:
     return " ".join(cleaned.split())[:limit].rstrip()
 
 
+def caller_label(caller: str) -> str:
+    """How a caller is shown in a mail: the number of a SIP/tel URI, with its display name.
+
+    `"Ivan" <sip:+79161234567@trunk;user=phone>` -> `Ivan (+79161234567)`; anything that is
+    not a URI is shown as it is (cleaned to one line).
+    """
+    text = caller.strip()
+    name = ""
+    if "<" in text and ">" in text[text.index("<"):]:
+        start = text.index("<")
+        name = text[:start].strip().strip('"').strip()
+        text = text[start + 1:text.index(">", start)]
+    if text.lower().startswith(("sip:", "sips:", "tel:")):
+        text = text.split(":", 1)[1].split("@", 1)[0].split(";", 1)[0].split("?", 1)[0]
+        text = urllib.parse.unquote(text, errors="replace")
+    user, name = header_text(text), header_text(name)
+    if name and user and name != user:
+        return header_text(f"{name} ({user})")
+    return user or name
+
+
 def format_duration(seconds: float) -> str:
     """A message length as m:ss (rounded to the second)."""
     total = max(0, round(seconds))
@@ -182,7 +204,7 @@ def compose(language: str, box_name: str, caller: str, received: datetime, zone:
     "too_large" or "not_attached".
     """
     text = _TEXT.get(language, _TEXT["ru"])
-    who = header_text(caller) or text["unknown"]
+    who = caller_label(caller) or text["unknown"]
     box = header_text(box_name) or "-"
     local = received.astimezone(zone)
     zone_name = getattr(zone, "key", None) or local.tzname() or ""

@@ -124,6 +124,24 @@ def test_stored_pins_that_are_corrupt_never_match() -> None:
         assert not vmparts.verify_pin("1234", bad)
 
 
+def test_caller_labels() -> None:
+    assert vmparts.caller_label("+79161234567") == "+79161234567"
+    assert vmparts.caller_label("sip:+79161234567@trunk;user=phone") == "+79161234567"
+    assert vmparts.caller_label('"Иван" <sip:101@10.0.0.5:5060;transport=tcp>') == \
+        "Иван (101)"
+    assert vmparts.caller_label("<tel:%2B7916;phone-context=x>") == "+7916"
+    assert vmparts.caller_label("Anonymous <sip:anonymous@anonymous.invalid>") == \
+        "Anonymous (anonymous)"
+    assert vmparts.caller_label("sip:101@box\r\nBcc: x") == "101"
+    assert vmparts.caller_label("") == ""
+
+
+@given(st.text(max_size=200))
+def test_caller_label_never_raises(caller: str) -> None:
+    label = vmparts.caller_label(caller)
+    assert label == vmparts.header_text(label)
+
+
 @given(st.text(max_size=300), st.integers(1, 120))
 def test_header_text_is_one_clean_line(text: str, limit: int) -> None:
     line = vmparts.header_text(text, limit)
@@ -160,6 +178,9 @@ def test_mail_text_in_both_languages() -> None:
         "От: +79161234567", "Когда: 23.11.2026 21:25 (Asia/Yekaterinburg)",
         "Длительность: 0:42", "",
         "Запись слишком велика для письма: прослушайте её в веб-интерфейсе."]
+    subject, _ = vmparts.compose("ru", "Продажи", "sip:+79161234567@trunk", when, zone, 1,
+                                 "attached")
+    assert subject == "Голосовое сообщение от +79161234567 (Продажи)"
     subject, body = vmparts.compose("en", "", "\r\n", when, zone, 3599.6, "not_attached")
     assert subject == "Voicemail from unknown number (-)"
     assert "Length: 60:00" in body
