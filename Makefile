@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 
 # Debian packages the project needs: building pjsua2, and real peers for tests
-# (nftables: the edge's kernel bans, tested inside a network namespace).
+# (nftables: the edge's kernel bans, tested inside a network namespace; openssl: throwaway
+# certificates for the mail tests' TLS).
 APT_BUILD := build-essential pkg-config swig python3-dev python3-venv xz-utils \
 	debian-archive-keyring dpkg-dev libssl-dev libsrtp2-dev libopus-dev libspeex-dev \
 	libspeexdsp-dev libgsm1-dev libsystemd-dev
-APT_TEST := sip-tester baresip sipvicious sox systemd nftables
+APT_TEST := sip-tester baresip sipvicious sox systemd nftables openssl
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
 .PHONY: all deps venv pjsua2 run test test-fast lint bench clean distclean

@@ -37,11 +37,13 @@ from .lines.discovery import sysfs_usb_reset
 from .lines.legs import LineLegs, SimLineTargets
 from .lines.manager import LineManager, read_sim_settings
 from .lines.simulated import SimulatedModems
+from .mailer import Mailer
 from .outside import LineTargets, OutboundRouting, SipLineTargets
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
 from .switchboard import Switchboard
+from .voicemail import Voicemail
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Box:
         self.edge: Edge | None = None
         self.firewall: Firewall = NullFirewall("not started")
         self.lines: LineManager | None = None
+        self.voicemail: Voicemail | None = None
         self.control = ControlServer(settings.control_socket)
         self.started_at = time.time()
         self.reloads = 0
@@ -132,6 +135,13 @@ class Box:
         self.line_sources.append(self.edge.trunks.routing_status)
         self.on_shutdown(self.edge.stop)
         self.engine.set_transfer_policy(self.edge.is_box_uri)
+
+        # Voicemail: stored messages, their e-mails, and the edge's message-waiting lamps.
+        self.voicemail = Voicemail(db, s.data_dir, Mailer(db), lambda: datetime.now(UTC))
+        await self.voicemail.start()
+        self.edge.subscriptions.mailbox = self.voicemail.counts
+        self.voicemail.attach(self.edge.subscriptions.mailbox_changed)
+        self.on_shutdown(self.voicemail.stop)
 
         self.calllog = calllog.DbCallLog(db)
         # The switchboard reports its calls to the edge's notifier (busy lamps).
@@ -268,6 +278,8 @@ class Box:
                 None, lambda: read_sim_settings(db.read()))
             await self.lines.reload(sims, threshold)
         await self._load_music()
+        if self.voicemail is not None:
+            await self.voicemail.reload()
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
         log.info("configuration reloaded (%d)", self.reloads)

@@ -502,6 +502,54 @@ def cmd_ussd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_voicemail_list(args: argparse.Namespace) -> int:
+    """List voicemail messages, newest first (read from the database)."""
+    from .voicemail import list_messages
+
+    with _open_db(args) as db:
+        conn = db.read().conn
+        if args.box and conn.execute("SELECT 1 FROM voicemail_boxes WHERE key = ?",
+                                     (args.box,)).fetchone() is None:
+            print(f"error: no voicemail box {args.box!r}", file=sys.stderr)
+            return 1
+        items = list_messages(conn, args.box, deleted=args.all)
+    if args.json:
+        print(json.dumps(items, indent=2, ensure_ascii=False))
+        return 0
+    if not items:
+        print("no messages")
+    for m in items:
+        state = "deleted" if m["deleted_at"] else "read" if m["read"] else "NEW"
+        length = f"{m['duration_s'] or 0:.0f} s"
+        mailed = "e-mailed" if m["emailed_at"] else "-"
+        print(f"{m['id']:>5} {m['created_at'][:19]} {m['box']:<12} {m['caller'] or '?':<14} "
+              f"{length:>6} {state:<7} {mailed:<8} {m['path']}")
+    return 0
+
+
+def cmd_voicemail_pin(args: argparse.Namespace) -> int:
+    """Set (or clear) the PIN for listening to a box from a phone."""
+    from .voicemail import VoicemailError, set_pin
+
+    pin: str | None = None
+    if not args.clear:
+        if not sys.stdin.isatty():
+            pin = sys.stdin.readline().strip()
+        else:
+            pin = getpass.getpass("PIN (4-12 digits): ")
+            if getpass.getpass("again: ") != pin:
+                print("error: the PINs differ", file=sys.stderr)
+                return 1
+    with _open_db(args) as db:
+        try:
+            db.write(lambda c: set_pin(c, args.box, pin))
+        except (VoicemailError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"voicemail box {args.box}: PIN {'removed' if pin is None else 'set'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `pbx`."""
     p = argparse.ArgumentParser(prog="pbx", description="Office PBX appliance")
@@ -609,6 +657,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr_test.add_argument("--hold", type=int, default=2, help="seconds to hold once answered")
     tr_test.add_argument("--json", action="store_true")
     tr_test.set_defaults(func=cmd_trunks_test)
+    vm = sub.add_parser("voicemail", help="voicemail messages and PINs").add_subparsers(
+        dest="voicemail_command", required=True)
+    vm_list = vm.add_parser("list", help="messages, newest first")
+    vm_list.add_argument("box", nargs="?", help="only this box (its key)")
+    vm_list.add_argument("--all", action="store_true", help="deleted messages too")
+    vm_list.add_argument("--json", action="store_true")
+    vm_list.set_defaults(func=cmd_voicemail_list)
+    vm_pin = vm.add_parser("pin", help="set the PIN for listening from a phone (from stdin "
+                                       "or asked)")
+    vm_pin.add_argument("box")
+    vm_pin.add_argument("--clear", action="store_true",
+                        help="remove it (then only the owner's desk phone may listen)")
+    vm_pin.set_defaults(func=cmd_voicemail_pin)
     doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=cmd_doctor)

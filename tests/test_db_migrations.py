@@ -173,8 +173,17 @@ def _v9(db: sqlite_utils.Database) -> None:
     db["ussd_history"].insert({"line_id": 1, "line_key": "mts", "request": "*100#"})
 
 
+def _v10(db: sqlite_utils.Database) -> None:
+    db.execute("UPDATE voicemail_boxes SET language = 'en', pin_hash = ? WHERE key = 'general'",
+                ["pbkdf2_sha256$20000$" + "0" * 32 + "$" + "1" * 64])
+    box = db.execute("SELECT id FROM voicemail_boxes WHERE key = 'general'").fetchone()[0]
+    db["voicemail_messages"].insert({"box_id": box, "box_key": "general", "caller": "+79161234567",
+                                     "path": "voicemail/general/2026/11/c0ffee00-0002.wav",
+                                     "call_uuid": "c0ffee00-0002", "duration_s": 4.5})
+
+
 SAMPLES: dict[int, Callable[[sqlite_utils.Database], None]] = {
-    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9,
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9, 10: _v10,
 }
 
 

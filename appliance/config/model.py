@@ -219,6 +219,7 @@ class VoicemailBox(ConfigModel):
     email: list[Email] = Field(default=[], max_length=20)
     attach_audio: bool = True
     max_message: int = Field(default=180, ge=10, le=3600)
+    language: Literal["ru", "en"] | None = None  # of its e-mails; None: the box's language
 
 
 class Prompt(ConfigModel):

@@ -108,7 +108,7 @@ def read_sections(conn: sqlite3.Connection, names: Names) -> dict[str, Any]:
             "owner": names["employee"].get(r["employee_id"]),
             "greeting": names["prompt"].get(r["greeting_prompt_id"]),
             "email": json.loads(r["notify_emails"]), "attach_audio": _bool(r["attach_audio"]),
-            "max_message": r["max_message_s"]})
+            "max_message": r["max_message_s"], "language": r["language"]})
             for r in _rows(conn, "SELECT * FROM voicemail_boxes ORDER BY key")],
         "blacklist": [_drop_none({"number": r["number"], "reason": r["reason"],
                                   "added_by": r["added_by"]})

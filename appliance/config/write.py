@@ -98,7 +98,7 @@ def write_sections(sync: Sync, cfg: BoxConfig) -> None:
         {"id": ids["voicemail"][v.key], "key": v.key, "name": v.name, "extension": v.extension,
          "employee_id": ref("employee", v.owner), "greeting_prompt_id": ref("prompt", v.greeting),
          "notify_emails": to_json(list(v.email)), "attach_audio": _flag(v.attach_audio),
-         "max_message_s": v.max_message} for v in cfg.voicemail_boxes])
+         "max_message_s": v.max_message, "language": v.language} for v in cfg.voicemail_boxes])
 
     _lines(sync, cfg)
 

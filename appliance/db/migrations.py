@@ -18,6 +18,7 @@ from .schema import (
     m0007_device_auth,
     m0008_mobile_confirm,
     m0009_sms_lines,
+    m0010_voicemail,
 )
 
 
@@ -61,6 +62,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "device_auth", m0007_device_auth.apply),
     Migration(8, "mobile_confirm", m0008_mobile_confirm.apply),
     Migration(9, "sms_lines", m0009_sms_lines.apply),
+    Migration(10, "voicemail", m0010_voicemail.apply),
 )
 
 _TABLE = "schema_migrations"
