@@ -149,13 +149,14 @@ class Box:
         self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,
                                        data_dir=s.data_dir,
                                        presence=self.edge.subscriptions.lines,
-                                       snapshot=snapshot)
+                                       snapshot=snapshot, mailboxes=self.voicemail)
         sip_lines = SipLineTargets("127.0.0.1", s.sip_port)
         self.line_targets.update({"sip_trunk": sip_lines, "fxo_gateway": sip_lines})
         self.switchboard.outside = OutboundRouting(
             lambda: self.switchboard.snapshot if self.switchboard else None,
             self.line_status, self.line_targets)
         self.switchboard.services.set_day_night = self.set_day_night
+        self.switchboard.services.voicemail = self.voicemail
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
