@@ -33,7 +33,10 @@ ZERO_CROSSINGS = 12
 KAISER_BETA = 8.0
 CHUNK = 8192  # output samples resampled per numpy step (bounds the temporary matrix)
 
-Samples = Any  # a 1-D float64 numpy array in -1..1 (numpy's own types are too loose to help)
+# A 1-D float32 numpy array in -1..1 (numpy's own types are too loose to help). float32, not
+# float64: a 20 MB upload of 8-bit samples is 20 million of them, and this runs on a Pi.
+Samples = Any
+FLOAT = np.float32
 
 
 def convert_audio(data: bytes, filename: str) -> bytes:
@@ -85,19 +88,19 @@ def _pcm_to_float(raw: memoryview, info: WavInfo) -> Samples:
     """Interleaved samples in -1..1 from a data chunk of the header's format."""
     if info.format_tag == FORMAT_FLOAT:
         values = np.frombuffer(raw, dtype="<f4" if info.bits == 32 else "<f8")
-        return np.clip(np.nan_to_num(values.astype(np.float64)), -1.0, 1.0)
+        return np.clip(np.nan_to_num(values.astype(FLOAT)), -1.0, 1.0)
     if info.format_tag in (FORMAT_ALAW, FORMAT_MULAW):
         table = _ALAW if info.format_tag == FORMAT_ALAW else _MULAW
         return table[np.frombuffer(raw, dtype=np.uint8)]
     if info.bits == 8:  # 8-bit WAV is unsigned, centred on 128
-        return (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+        return (np.frombuffer(raw, dtype=np.uint8).astype(FLOAT) - 128) / FLOAT(128)
     if info.bits == 16:
-        return np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+        return np.frombuffer(raw, dtype="<i2").astype(FLOAT) / FLOAT(32768)
     if info.bits == 24:
         b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
         v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        return ((v ^ 0x800000) - 0x800000).astype(np.float64) / 8388608.0
-    return np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0
+        return ((v ^ 0x800000) - 0x800000).astype(FLOAT) / FLOAT(8388608)
+    return np.frombuffer(raw, dtype="<i4").astype(FLOAT) / FLOAT(2147483648)
 
 
 def _mono(interleaved: Samples, channels: int) -> Samples:
@@ -129,7 +132,7 @@ def _decode_mp3(data: bytes, name: str) -> tuple[Samples, int]:
             blocks: list[Samples] = []
             got = 0
             while True:
-                block = f.read(65536, dtype="float64", always_2d=True)
+                block = f.read(65536, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
                 got += block.shape[0]
@@ -139,7 +142,7 @@ def _decode_mp3(data: bytes, name: str) -> tuple[Samples, int]:
         raise
     except Exception as exc:  # libsndfile's errors and anything its decoder trips on
         raise PromptError(f"{name} could not be decoded as MP3: {exc}") from None
-    return (np.concatenate(blocks) if blocks else np.zeros(0)), rate
+    return (np.concatenate(blocks) if blocks else np.zeros(0, FLOAT)), rate
 
 
 def resample(x: Samples, rate_in: int, rate_out: int) -> Samples:
@@ -150,9 +153,10 @@ def resample(x: Samples, rate_in: int, rate_out: int) -> Samples:
     up, down = rate_out // g, rate_in // g
     taps, half = _kernel(up, rate_in, rate_out)
     n_out = (x.size * up) // down
-    padded = np.concatenate([np.zeros(half), x, np.zeros(half + 1)])
+    padded = np.concatenate([np.zeros(half, FLOAT), x.astype(FLOAT, copy=False),
+                             np.zeros(half + 1, FLOAT)])
     offsets = np.arange(-half + 1, half + 1)
-    out = np.empty(n_out)
+    out = np.empty(n_out, FLOAT)
     for start in range(0, n_out, CHUNK):
         n = np.arange(start, min(start + CHUNK, n_out), dtype=np.int64)
         base = (n * down) // up
@@ -175,7 +179,7 @@ def _kernel(up: int, rate_in: int, rate_out: int) -> tuple[Samples, int]:
     taps = 2 * cutoff * np.sinc(2 * cutoff * d) * np.i0(KAISER_BETA * np.sqrt(inside))
     taps = np.where(np.abs(d) < reach, taps, 0.0)
     taps /= taps.sum(axis=1, keepdims=True)  # unity gain at DC in every phase
-    return taps, half
+    return taps.astype(FLOAT), half
 
 
 def _g711_tables() -> tuple[Samples, Samples]:
@@ -192,7 +196,7 @@ def _g711_tables() -> tuple[Samples, Samples]:
     magnitude = np.where(exponent == 0, (mantissa << 4) + 8,
                          ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
     alaw = np.where(a & 0x80, magnitude, -magnitude) / 32768.0
-    return alaw.astype(np.float64), mulaw.astype(np.float64)
+    return alaw.astype(FLOAT), mulaw.astype(FLOAT)
 
 
 _ALAW, _MULAW = _g711_tables()
