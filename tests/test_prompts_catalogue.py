@@ -3,7 +3,10 @@ of plausible speech, the voicemail beep a clean 1 kHz tone; generation is idempo
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 from appliance import settings as settings_mod
 from appliance.prompts import ALIASES, CATALOGUE, KEYS, LANGUAGES
 from appliance.prompts.generate import LEAD_IN_S, STAMP, TAIL_S, build
+from tests.support.harness import ROOT
 from tests.support.tones import read_wav, tone_ratio
 
 pytestmark = pytest.mark.timeout(120)
@@ -25,6 +29,23 @@ REQUIRED = {
     "vm-options", "blocked", "not-available",
 }
 CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+
+# pjmedia opens every file as the engine's players do (own process: one pjsua2 library each).
+PJMEDIA_OPENS = """
+import json, sys
+import pjsua2 as pj
+ep = pj.Endpoint(); ep.libCreate()
+cfg = pj.EpConfig(); cfg.logConfig.level = 0; cfg.logConfig.consoleLevel = 0
+ep.libInit(cfg); ep.audDevManager().setNullDev(); ep.libStart()
+out = {}
+for path in sys.argv[1:]:
+    player = pj.AudioMediaPlayer(); player.createPlayer(path, pj.PJMEDIA_FILE_NO_LOOP)
+    fmt = player.getPortInfo().format
+    out[path] = [player.getInfo().sizeSamples, fmt.clockRate, fmt.channelCount]
+    del player
+print(json.dumps(out))
+ep.libDestroy()
+"""
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +126,14 @@ def test_generation_is_idempotent(tmp_path: Path) -> None:
     assert not stale.exists()  # keys taken out of the catalogue are removed
     (out / "en" / "welcome.wav").unlink()
     assert build(out) is True and (out / "en" / "welcome.wav").is_file()
+
+
+def test_the_engine_media_library_plays_every_prompt(builtin: Path) -> None:
+    files = sorted(str(p) for p in builtin.rglob("*.wav"))
+    assert len(files) == len(KEYS) * len(LANGUAGES)
+    done = subprocess.run([sys.executable, "-c", PJMEDIA_OPENS, *files], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    opened = json.loads(done.stdout.strip().splitlines()[-1])
+    for path in files:
+        with wave.open(path, "rb") as w:
+            assert opened[path] == [w.getnframes(), 8000, 1], path
