@@ -87,8 +87,10 @@ def test_admin_recording_beats_the_builtin(db: Database, tmp_path: Path,
     assert lib.path("after-hours", "en") == data / "prompts" / "after-hours.wav"
     # ...but a key of the admin's own (a menu greeting) is played in any case.
     store_prompt(db, data, "sales-menu", tone_wav(1.0), "menu.mp3.wav", language="en")
+    store_prompt(db, data, "mobile-confirm", tone_wav(1.0), "press1.wav")
     lib.reload()
     assert lib.path("sales-menu") == data / "prompts" / "sales-menu.wav"
+    assert lib.path("confirm-mobile") == data / "prompts" / "mobile-confirm.wav"
 
 
 def test_cached_until_reload(db: Database, tmp_path: Path, builtin: Path) -> None:

@@ -92,7 +92,8 @@ class PromptLibrary:
         return candidate if candidate.is_file() else None
 
     def _lookup(self, key: str, lang: str) -> Path | None:
-        admin = self._admin_rows().get(key)
+        rows = self._admin_rows()
+        admin = rows.get(key) or rows.get(ALIASES.get(key, key))
         if admin is not None and admin[1] in (None, lang):
             found = self._admin_file(key, admin[0])
             if found is not None:
