@@ -27,6 +27,8 @@ REQUIRED = {
     "voicemail-beep", "voicemail-saved", "goodbye", "all-busy", "please-hold", "mobile-confirm",
     "vm-enter-pin", "vm-wrong-pin", "vm-no-messages", "vm-new-messages", "vm-message",
     "vm-options", "blocked", "not-available",
+    # What the switchboard's feature-code dialogues play (switchboard/services.py).
+    "vm-enter-box", "mode-day", "mode-night", "mode-auto",
 }
 CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 

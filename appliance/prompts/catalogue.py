@@ -103,15 +103,24 @@ _SPEECH: tuple[BuiltinPrompt, ...] = (
         "not-available",
         "Абонент сейчас недоступен. Пожалуйста, перезвоните позже.",
         "The person you are calling is not available. Please call back later."),
+    # The day/night switch from a phone (*31, *32, *30): mode-<the new mode>.
     BuiltinPrompt(
-        "day-mode",
+        "mode-day",
         "Включён дневной режим.",
         "Day mode is on."),
     BuiltinPrompt(
-        "night-mode",
+        "mode-night",
         "Включён ночной режим.",
         "Night mode is on."),
-    # Listening to voicemail from a phone (feature code, then the PIN).
+    BuiltinPrompt(
+        "mode-auto",
+        "Включён режим работы по расписанию.",
+        "The office follows its schedule again."),
+    # Listening to voicemail from a phone (feature code, the box number, then the PIN).
+    BuiltinPrompt(
+        "vm-enter-box",
+        "Введите номер голосового ящика и нажмите решётку.",
+        "Please enter the mailbox number, followed by the hash key."),
     BuiltinPrompt(
         "vm-enter-pin",
         "Введите пин-код голосового ящика и нажмите решётку.",
@@ -165,5 +174,5 @@ CATALOGUE: tuple[BuiltinPrompt, ...] = (
 BY_KEY: dict[str, BuiltinPrompt] = {p.key: p for p in CATALOGUE}
 KEYS: tuple[str, ...] = tuple(BY_KEY)
 
-# Names other code already uses for a built-in prompt (routing/mobile.py's CONFIRM_PROMPT).
+# Older names of a built-in prompt (routing/mobile.py's CONFIRM_PROMPT was confirm-mobile).
 ALIASES: dict[str, str] = {"confirm-mobile": "mobile-confirm"}
