@@ -6,16 +6,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 
-# Debian packages the project needs: building pjsua2, and real peers for tests
-# (nftables: the edge's kernel bans, tested inside a network namespace; openssl: throwaway
-# certificates for the mail tests' TLS).
+# Debian packages the project needs: building pjsua2 and the voice prompts (espeak-ng), and
+# real peers for tests (nftables: the edge's kernel bans, tested inside a network namespace;
+# lame: an MP3 encoder, to test the import of MP3 prompts; openssl: throwaway certificates
+# for the mail tests' TLS).
 APT_BUILD := build-essential pkg-config swig python3-dev python3-venv xz-utils \
 	debian-archive-keyring dpkg-dev libssl-dev libsrtp2-dev libopus-dev libspeex-dev \
-	libspeexdsp-dev libgsm1-dev libsystemd-dev
-APT_TEST := sip-tester baresip sipvicious sox systemd nftables openssl
+	libspeexdsp-dev libgsm1-dev libsystemd-dev espeak-ng
+APT_TEST := sip-tester baresip sipvicious sox systemd nftables lame openssl
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
-.PHONY: all deps venv pjsua2 run test test-fast lint bench clean distclean
+# The built-in voice prompts (8 kHz WAV per language and key), spoken by espeak-ng.
+PROMPTS_DIR := share/prompts
+
+.PHONY: all deps venv pjsua2 prompts run test test-fast lint bench clean distclean
 
 all: test
 
@@ -37,14 +41,20 @@ $(STAMPS)/pjsua2: $(STAMPS)/venv pjsua2-build/build.sh pjsua2-build/config_site.
 	@bash pjsua2-build/build.sh $(PY)
 	@touch $@
 
-run: pjsua2
+# The script also compares a hash of the catalogue, itself and espeak-ng's version with the
+# one in the stamp, so a touched file that changed nothing does not respeak every prompt.
+prompts: $(PROMPTS_DIR)/.stamp
+$(PROMPTS_DIR)/.stamp: $(STAMPS)/venv tools/gen_prompts.py $(wildcard appliance/prompts/*.py)
+	@$(PY) tools/gen_prompts.py $(PROMPTS_DIR)
+
+run: pjsua2 prompts
 	$(VENV)/bin/pbx dev
 
-test: pjsua2
+test: pjsua2 prompts
 	$(PY) -m pytest -q
 
 # Everything but the 100-leg capacity test.
-test-fast: pjsua2
+test-fast: pjsua2 prompts
 	$(PY) -m pytest -q -m 'not slow'
 
 lint: venv
@@ -58,4 +68,4 @@ clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PROMPTS_DIR)

@@ -409,6 +409,59 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_prompts_list(args: argparse.Namespace) -> int:
+    """List the prompt keys: built-in files and the admin's recordings."""
+    from .prompts import list_prompts
+
+    s = _settings(args)
+    with _open_db(args) as db:
+        rows = list_prompts(db, s.data_dir, s.builtin_prompts_dir)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
+        return 0
+    if not any(r.builtin for r in rows):
+        print(f"note: no built-in prompts in {s.builtin_prompts_dir} (run `make prompts`)",
+              file=sys.stderr)
+    for r in rows:
+        builtin = ",".join(r.builtin) or "-"
+        own = ""
+        if r.path is not None:
+            seconds = f", {r.duration_s:.1f} s" if r.duration_s is not None else ""
+            missing = "" if r.present else "  [file missing]"
+            label = f" \"{r.name}\"" if r.name else ""
+            own = f"{r.path} ({r.language or 'any language'}{seconds}){label}{missing}"
+        print(f"{r.key:<22} built-in: {builtin:<6} {own or '-'}")
+    return 0
+
+
+def cmd_prompts_import(args: argparse.Namespace) -> int:
+    """Convert a WAV or MP3 file and store it as the prompt KEY."""
+    from .prompts import PromptError, store_prompt
+    from .prompts.convert import MAX_BYTES
+
+    path = Path(args.file)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            print(f"error: {path} is larger than {MAX_BYTES // (1024 * 1024)} MB",
+                  file=sys.stderr)
+            return 1
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    s = _settings(args)
+    with _open_db(args) as db:
+        try:
+            stored = store_prompt(db, s.data_dir, args.key, data, path.name,
+                                  language=args.language, name=args.name or "", actor=_actor())
+        except PromptError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"prompt {stored.key}: {stored.duration_s:.1f} s, "
+          f"{stored.language or 'any language'}, stored as {s.data_dir / stored.path}")
+    return _reload(s)
+
+
 def _engine_call(args: argparse.Namespace, method: str, path: str,
                  body: Any = None) -> tuple[int, Any]:
     """(exit code, reply) of a control API call; errors are printed."""
@@ -670,6 +723,18 @@ def build_parser() -> argparse.ArgumentParser:
     vm_pin.add_argument("--clear", action="store_true",
                         help="remove it (then only the owner's desk phone may listen)")
     vm_pin.set_defaults(func=cmd_voicemail_pin)
+    pr = sub.add_parser("prompts", help="voice prompts: built-in and the admin's recordings"
+                        ).add_subparsers(dest="prompts_command", required=True)
+    pr_list = pr.add_parser("list", help="every prompt key, built-in files and recordings")
+    pr_list.add_argument("--json", action="store_true")
+    pr_list.set_defaults(func=cmd_prompts_list)
+    pr_imp = pr.add_parser("import", help="convert a WAV or MP3 file into the prompt KEY")
+    pr_imp.add_argument("key", help="e.g. welcome (replaces the built-in) or sales-menu")
+    pr_imp.add_argument("file", help="WAV (PCM, any rate) or MP3, up to 20 MB and 10 minutes")
+    pr_imp.add_argument("--language", choices=("ru", "en"),
+                        help="the recording's language (default: played in any language)")
+    pr_imp.add_argument("--name", help="a description shown in lists")
+    pr_imp.set_defaults(func=cmd_prompts_import)
     doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=cmd_doctor)

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_FILE = Path("/etc/pbx/pbx.toml")
+# Where an installed box keeps the built-in voice prompts (the image build copies the output
+# of `make prompts` there); a source checkout uses its own share/prompts.
+SYSTEM_PROMPTS_DIR = Path("/usr/share/pbx/prompts")
 
 
 class SettingsError(ValueError):
@@ -63,6 +66,8 @@ class Settings:
     modem_dir: Path = Path("/dev/serial/by-path")
     # How often each SIM line's configured balance code (ussd_balance) is sent, in seconds.
     ussd_balance_interval_s: int = 21600
+    # The built-in voice prompts (<dir>/<language>/<key>.wav); empty: see builtin_prompts_dir.
+    prompts_dir: Path | None = None
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -84,6 +89,17 @@ class Settings:
     def voicemail_dir(self) -> Path:
         """Where voicemail messages are written."""
         return self.data_dir / "voicemail"
+
+    @property
+    def builtin_prompts_dir(self) -> Path:
+        """Built-in prompts: prompts_dir, else the checkout's share/prompts, else the system's."""
+        if self.prompts_dir is not None:
+            return self.prompts_dir
+        root = Path(__file__).resolve().parent.parent
+        # An editable install (make venv) runs from the checkout, where `make prompts` writes.
+        if (root / "pyproject.toml").is_file():
+            return root / "share" / "prompts"
+        return SYSTEM_PROMPTS_DIR
 
     def validate(self) -> Settings:
         """Raise SettingsError for values that cannot work; return self."""
