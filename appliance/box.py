@@ -39,6 +39,7 @@ from .lines.manager import LineManager, read_sim_settings
 from .lines.simulated import SimulatedModems
 from .mailer import Mailer
 from .outside import LineTargets, OutboundRouting, SipLineTargets
+from .prompts import PromptLibrary, box_language
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
@@ -69,6 +70,7 @@ class Box:
         self.firewall: Firewall = NullFirewall("not started")
         self.lines: LineManager | None = None
         self.voicemail: Voicemail | None = None
+        self.prompts: PromptLibrary | None = None
         self.control = ControlServer(settings.control_socket)
         self.started_at = time.time()
         self.reloads = 0
@@ -144,12 +146,15 @@ class Box:
         self.on_shutdown(self.voicemail.stop)
 
         self.calllog = calllog.DbCallLog(db)
+        language = await loop.run_in_executor(None, lambda: box_language(db))
+        self.prompts = PromptLibrary(db, s.data_dir, s.builtin_prompts_dir, language)
         # The switchboard reports its calls to the edge's notifier (busy lamps).
         snapshot = await loop.run_in_executor(None, self._routing)
         self.switchboard = Switchboard(self.engine, self._directory(), self.calllog,
                                        data_dir=s.data_dir,
                                        presence=self.edge.subscriptions.lines,
-                                       snapshot=snapshot, mailboxes=self.voicemail)
+                                       snapshot=snapshot, mailboxes=self.voicemail,
+                                       prompts=self.prompts)
         sip_lines = SipLineTargets("127.0.0.1", s.sip_port)
         self.line_targets.update({"sip_trunk": sip_lines, "fxo_gateway": sip_lines})
         self.switchboard.outside = OutboundRouting(
@@ -281,6 +286,9 @@ class Box:
         await self._load_music()
         if self.voicemail is not None:
             await self.voicemail.reload()
+        if self.prompts is not None:
+            language = await loop.run_in_executor(None, lambda: box_language(db))
+            self.prompts.reload(language)
         self.reloads += 1
         self.notifier.notify(f"READY=1\nSTATUS={self.status_text()}")
         log.info("configuration reloaded (%d)", self.reloads)
