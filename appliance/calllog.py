@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import sqlite_utils
@@ -124,19 +125,24 @@ class DbCallLog:
 
     def started(self, call: CallRecord) -> None:
         """Insert the call's row (ended_at NULL until it ends)."""
+        direction = call.direction
+        inbound = direction == "inbound"
+        caller, device, dialled, line = call.caller, call.caller_device, call.dialled, call.line
+        row: dict[str, object] = {"uuid": call.call_id, "direction": direction,
+                                  "dialled": dialled, "started_at": _ts(call.started_at),
+                                  "line_key": line or None}
+
         def write(conn: sqlite_utils.Database) -> None:
-            inbound = call.direction == "inbound"
-            line_id = _line_id(conn, call.line)
-            row: dict[str, object] = {
-                "uuid": call.call_id, "direction": call.direction,
-                "caller": (client_number(call.caller, local_area_code(conn)) if inbound
-                           else _inside_caller(conn, call)),
-                "dialled": call.dialled, "started_at": _ts(call.started_at),
-                "line_id": line_id, "line_key": call.line or None,
-            }
+            row["line_id"] = _line_id(conn, line)
             if inbound:
-                row["number_id"] = _number_id(conn, call.dialled and client_number(
-                    call.dialled, None), line_id)
+                row["caller"] = client_number(caller, local_area_code(conn))
+                row["number_id"] = _number_id(
+                    conn, dialled and client_number(dialled, None), _line_id(conn, line))
+            else:
+                owner = _device(conn, device)
+                row["caller"] = owner[2] if owner is not None else user_of(caller)
+                if direction == "outbound" and owner is not None:
+                    row["employee_id"] = owner[1]  # known from the start: who is calling out
             conn.table("call_records").insert(row)
 
         self._submit("start", write)
@@ -147,8 +153,13 @@ class DbCallLog:
         talk_s = ((call.ended_at - call.answered_at).total_seconds()
                   if call.ended_at and call.answered_at else None)
 
+        # Decided now, on the event loop, from a copy: the writer thread must not see the
+        # record change under it (the switchboard still hangs up legs after it ends).
+        call = replace(call, rang=list(call.rang), rung=dict(call.rung),
+                       unavailable=list(call.unavailable))
+        facts = call_facts(call, local_area_code=local_area_code(self.db.read()))
+
         def write(conn: sqlite_utils.Database) -> None:
-            facts = call_facts(call, local_area_code=local_area_code(conn))
             row_id = conn.execute("SELECT id FROM call_records WHERE uuid = ?",
                                   [call.call_id]).fetchone()[0]
             update = _record_update(conn, call, facts)
