@@ -6,11 +6,14 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -231,3 +234,34 @@ def test_parser_examples() -> None:
         parse_reply(b'{"destination": {"line": "sim1"}}')
     with pytest.raises(WebhookError, match="not JSON"):
         parse_reply(b"\xff\xfe")
+
+
+# -- HTTPS -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_hook(tmp_path: Path) -> Iterator[tuple[Webhook, Path]]:
+    """An HTTPS webhook on loopback with a fresh self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    server, seen = serve(answer({"destination": "voicemail:general"}))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    port = server.server_address[1]
+    yield Webhook("tls", f"https://127.0.0.1:{port}/", secret=SECRET), cert
+    seen.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+async def test_https_is_verified(tls_hook: tuple[Webhook, Path],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    hook, cert = tls_hook
+    with pytest.raises(WebhookError, match="CERTIFICATE_VERIFY_FAILED"):
+        await ask_webhook(hook, CALL, timeout=5)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now the box trusts it
+    assert await ask_webhook(hook, CALL, timeout=5) == Dest("voicemail", "general")
