@@ -153,7 +153,14 @@ def call_facts(call: CallRecord, *, local_area_code: str | None = None) -> CallF
         responsible=responsible,
         line=call.line or (out_line if outbound else None) or None,
         route=route, legs=legs, missed=missed, blocked=blocked,
-        clears=person_answered and client is not None and (inbound or outbound))
+        # A withheld or unreadable caller ('anonymous') is nobody in particular: reaching one
+        # such caller says nothing about the others.
+        clears=person_answered and client is not None and _is_number(client))
+
+
+def _is_number(text: str) -> bool:
+    digits = text[1:] if text.startswith("+") else text
+    return digits.isascii() and digits.isdigit() and len(digits) >= 5
 
 
 def _missed_without_outcome(call: CallRecord) -> str:

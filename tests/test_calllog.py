@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from appliance.callfacts import missed_reason
+from appliance.callfacts import MISSED_REASONS, caller_name, client_number, missed_reason
 from appliance.calllog import DbCallLog
 from appliance.config.yamlio import import_yaml
 from appliance.db import Database
@@ -443,3 +445,34 @@ async def test_a_pickup_is_the_pickers_leg_and_the_rung_phone_is_cancelled(
                                               ("104", emp["104"], "answered")]
     assert rows(db, "SELECT employee_id, answered_by_employee_id FROM call_records") == [
         (emp["102"], emp["104"])]
+
+
+async def test_an_answered_withheld_caller_clears_nothing(db: Database) -> None:
+    snap = snapshot()
+    withheld = missed_at(snap, OPEN)
+    withheld.caller = "sip:anonymous@anonymous.invalid"
+    withheld.call_id = "call-anon-0001"
+    answered = answered_by_sales(snap, "101", OPEN + dt.timedelta(minutes=30))
+    answered.caller = "sip:anonymous@anonymous.invalid"
+    await write(db, withheld, answered)
+    assert rows(db, "SELECT caller, cleared_at FROM missed_calls") == [("anonymous", None)]
+
+
+@given(st.text(max_size=40) | st.none())
+def test_any_reason_maps_into_the_list(reason: str | None) -> None:
+    assert missed_reason(reason) in MISSED_REASONS
+
+
+@given(st.text(max_size=80))
+def test_caller_names_and_numbers_read_any_text(text: str) -> None:
+    name = caller_name(text)
+    assert name is None or (name and name in text)
+    assert isinstance(client_number(text, "495"), str)
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True), st.sampled_from([None, "495"]))
+def test_dialled_forms_start_with_the_number_and_never_repeat(number: str,
+                                                              area: str | None) -> None:
+    forms = dialled_forms(number, area)
+    assert forms[0] == number and len(set(forms)) == len(forms)
+    assert all(form.endswith(number[-4:]) for form in forms)
