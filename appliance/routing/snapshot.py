@@ -284,6 +284,7 @@ class Webhook:
     url: str
     timeout: int = 10
     enabled: bool = True
+    secret: str | None = field(default=None, repr=False)  # signs requests (HMAC-SHA256)
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,8 @@ def snapshot_from_config(cfg: BoxConfig, *, live: LiveState | None = None,
                          years: Iterable[int] = (),
                          override_until: Mapping[str, dt.datetime] | None = None,
                          blacklist_expiry: Mapping[str, dt.datetime] | None = None,
-                         round_robin: Mapping[str, str] | None = None) -> Snapshot:
+                         round_robin: Mapping[str, str] | None = None,
+                         webhook_secrets: Mapping[str, str] | None = None) -> Snapshot:
     """Build a snapshot from a validated configuration.
 
     `years` are the years whose public holidays are precomputed (others are computed on
@@ -464,8 +466,11 @@ def snapshot_from_config(cfg: BoxConfig, *, live: LiveState | None = None,
             for n in cfg.numbers),
         blacklist=frozen_map((b.number, Blocked(b.number, b.reason, expiry.get(b.number)))
                              for b in cfg.blacklist),
-        webhooks=frozen_map((w.key, Webhook(w.key, w.url, w.timeout, w.enabled))
-                            for w in cfg.webhooks),
+        webhooks=frozen_map((w.key, Webhook(
+            w.key, w.url, w.timeout, w.enabled,
+            secret=w.secret.get_secret_value() if w.secret is not None
+            else (webhook_secrets or {}).get(w.key)))
+            for w in cfg.webhooks),
         repeat_caller=RepeatCaller(
             enabled=cfg.repeat_caller.enabled, sources=tuple(cfg.repeat_caller.sources),
             exceptions=frozenset(cfg.repeat_caller.exceptions),
@@ -525,6 +530,9 @@ def load_snapshot(conn: sqlite3.Connection, *, now: dt.datetime,
         expiry = {number: ts for number, text in conn.execute(
             "SELECT number, expires_at FROM blacklist WHERE expires_at IS NOT NULL")
             if (ts := _timestamp(text)) is not None}
+        # Secrets are left out of the configuration as read; webhooks need theirs to sign.
+        secrets = dict(conn.execute(
+            "SELECT key, secret FROM webhooks WHERE secret IS NOT NULL").fetchall())
         pointers = dict(conn.execute(
             "SELECT d.key, e.extension FROM departments d"
             " JOIN employees e ON e.id = d.rr_last_employee_id").fetchall())
@@ -534,4 +542,4 @@ def load_snapshot(conn: sqlite3.Connection, *, now: dt.datetime,
     cfg = BoxConfig.model_validate(data, context={"from_database": True})
     return snapshot_from_config(cfg, live=live, years=range(now.year - 1, now.year + 2),
                                 override_until=until, blacklist_expiry=expiry,
-                                round_robin=pointers)
+                                round_robin=pointers, webhook_secrets=secrets)

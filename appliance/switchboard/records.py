@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from ..ringing import RingSet
 from ..routing.plan import (
+    Leg,
     PlanState,
 )
 
@@ -25,6 +26,17 @@ class Disposition(enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+
+
+@dataclass
+class Rung:
+    """One engine leg dialled for a call: the plan leg it served, when, through which line."""
+
+    uri: str  # what the engine dialled (a contact, or a line's URI for an outside number)
+    leg: Leg  # the routing plan's leg: kind (extension, mobile, external, sip_uri), extension
+    at: datetime  # when it was dialled
+    line: str | None = None  # the line an outside number went out on
+    code: int = 0  # its final SIP code when it failed (0: not known, or it answered)
 
 
 class Directory(Protocol):
@@ -90,6 +102,9 @@ class CallRecord:
     service: bool = False
     task: asyncio.Task[None] | None = None
     keys: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    # Every engine leg dialled, by leg id, in dialling order: what each one rang (the call
+    # record's legs say employee/mobile/outside number from it). Pickups are not in it.
+    rung: dict[str, Rung] = field(default_factory=dict)
 
 
 class CallLog(Protocol):
