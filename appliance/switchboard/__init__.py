@@ -36,7 +36,6 @@ from ..engine import (
     ReplacedEvent,
     TransferEvent,
 )
-from ..features import Feature, FeatureCall
 from ..presence import NullPresence, Presence
 from ..ringing import NoOutside, Outside, OutsideAttempt, Ringing, RingSet
 from ..routing import core as routing
@@ -62,7 +61,8 @@ from ..routing.plan import (
     Why,
 )
 from ..routing.snapshot import LiveState, Snapshot
-from ..transfers import Bridge, Transfer
+from ..transfers import Transfer
+from .handover import Handovers
 from .live import LiveMembers, dialable, user_of
 from .records import (
     CallLog,
@@ -114,6 +114,7 @@ class Switchboard:
         self._tasks: set[asyncio.Task[None]] = set()
         self.voice = Voice(self, prompts, mailboxes)
         self.services = Services(self)
+        self.handovers = Handovers(self)
 
     def attach(self) -> Callable[[], None]:
         """Start receiving engine events; returns the detach function."""
@@ -168,17 +169,17 @@ class Switchboard:
                 self._spawn(self.voice.digit(call, event.digit))
             return
         if isinstance(event, TransferEvent):
-            self._transfer_started(event)
+            self.handovers.transfer_started(event)
             return
         if isinstance(event, ReplacedEvent):
-            self._replaced(event)
+            self.handovers.replaced(event)
             return
         if not isinstance(event, LegEvent) or event.media_changed:
             return
         leg = event.leg
         transfer = self._transfers.get(leg.leg_id)
         if transfer is not None:
-            self._transfer_changed(transfer, leg)
+            self.handovers.transfer_changed(transfer, leg)
             return
         call_id = self._by_leg.get(leg.leg_id)
         log.debug("leg %s %s (code %s) -> call %s", leg.leg_id, leg.state.value,
@@ -205,7 +206,7 @@ class Switchboard:
             return
         feature = features.parse(leg.request_user)
         if feature is not None and feature.feature.is_pickup:
-            await self._pickup(leg, feature)
+            await self.handovers.pickup(leg, feature)
             return
         if feature is not None:
             await self.services.start(leg, feature)
@@ -505,48 +506,6 @@ class Switchboard:
             call.ringing.pop(out, None)
             self._by_leg.pop(out, None)
 
-    def _ringing_call(self, picker: str, feature: FeatureCall) -> CallRecord | None:
-        """The oldest unanswered call this pickup may take."""
-        candidates = [
-            call for call in self._calls.values()
-            if call.answered_leg is None and call.disposition is None and call.ringing
-            and (call.dialled == feature.target if feature.feature is Feature.DIRECTED_PICKUP
-                 else self.directory.same_group(picker, call.dialled))]
-        return min(candidates, key=lambda c: c.started_at, default=None)
-
-    async def _pickup(self, leg: LegInfo, feature: FeatureCall) -> None:
-        """Answer a call ringing elsewhere on the phone that dialled the pickup code."""
-        picker = self.directory.owner_of(leg.headers.get("x-pbx-device", ""))
-        if picker is None:
-            self._by_leg.pop(leg.leg_id, None)
-            await self._safe_hangup(leg.leg_id, 403, "Pickup is for desk phones")
-            return
-        call = self._ringing_call(picker, feature)
-        if call is None:
-            log.info("pickup by %s (%s): nothing ringing", picker, feature.feature.value)
-            self._by_leg.pop(leg.leg_id, None)
-            await self._safe_hangup(leg.leg_id, 404, "Nothing to pick up")
-            return
-        log.info("call %s to %s picked up by %s", call.call_id, call.dialled, picker)
-        self._by_leg[leg.leg_id] = call.call_id
-        call.answered_leg = leg.leg_id
-        call.answered_at = self._now()
-        call.answered_contact = leg.remote_uri
-        call.answered_extension = picker
-        call.rang.append(leg.remote_uri)
-        self.presence.answered(call.call_id, picker)
-        ringing = list(call.ringing)
-        self._end_ring(call)
-        call.ringing.clear()
-        if call.plan is not None:
-            call.plan = routing.next_step(call.plan, Answered(picker))
-        for out in ringing:
-            await self._safe_hangup(out)
-        await self._safe(self.engine.answer(leg.leg_id, 200))
-        await self._safe(self.engine.answer(call.inbound_leg, 200))
-        await self._safe(self.engine.bridge(call.inbound_leg, leg.leg_id,
-                                            self._recording_path(call)))
-
     def _recording_path(self, call: CallRecord) -> str | None:
         """Where this call is recorded (both parties mixed), or None."""
         if self.data_dir is None or not self.directory.records(call.dialled):
@@ -686,67 +645,6 @@ class Switchboard:
         self.presence.ended(call.call_id)
         if not call.service:
             self.calllog.finished(call)
-
-    # --- transfers ------------------------------------------------------------------
-    def _transfer_started(self, event: TransferEvent) -> None:
-        """A party of an answered call sent REFER: its call record ends, the transfer starts."""
-        call = self._calls.get(self._by_leg.get(event.transferor) or "")
-        if call is None or call.answered_leg is None:
-            log.warning("transfer from leg %s outside an answered call", event.transferor)
-            self._spawn(self._safe_hangup(event.new_leg))
-            return
-        by_callee = event.transferor == call.answered_leg
-        transferee = call.inbound_leg if by_callee else call.answered_leg
-        transfer = Transfer(
-            transferee=transferee, transferor=event.transferor, target_leg=event.new_leg,
-            target=event.target,
-            caller=call.caller if by_callee else call.answered_contact)
-        call.disposition = Disposition.ANSWERED
-        call.hangup_side = "callee" if by_callee else "caller"
-        call.sip_code = 200
-        call.transferred_to = event.target
-        self._finish(call)
-        # The transferee is still on the phone: its busy lamp stays lit through the transfer.
-        transferee_ext: str | None
-        if by_callee:
-            transferee_ext = (self.directory.owner_of(call.caller_device)
-                              if call.caller_device else None)
-        else:
-            transferee_ext = call.answered_extension or call.dialled
-        if transferee_ext:
-            transfer.lamp = transferee_ext
-            self.presence.ringing(transfer.presence_id, transferee_ext)
-            self.presence.answered(transfer.presence_id, transferee_ext)
-        for leg_id in transfer.legs():
-            self._transfers[leg_id] = transfer
-        log.info("call %s: %s transfers %s to %s", call.call_id, event.transferor,
-                 transferee, event.target)
-        self._spawn(self._safe(self.engine.play(transferee, "ringback")))
-
-    def _transfer_changed(self, transfer: Transfer, leg: LegInfo) -> None:
-        if leg.leg_id == transfer.target_leg and leg.sip_call_id:
-            transfer.target_call_id = leg.sip_call_id
-        actions = transfer.step(leg.leg_id, leg.state)
-        if leg.state is LegState.DISCONNECTED:
-            self._transfers.pop(leg.leg_id, None)
-            if leg.leg_id == transfer.transferee and transfer.lamp:
-                self.presence.ended(transfer.presence_id)
-        for action in actions:
-            if isinstance(action, Bridge):
-                self._spawn(self._safe(self.engine.bridge(action.a, action.b)))
-            else:
-                self._spawn(self._safe_hangup(action.leg))
-
-    def _replaced(self, event: ReplacedEvent) -> None:
-        """An attended transfer's INVITE with Replaces took over a leg of a call."""
-        call = self._calls.get(self._by_leg.pop(event.old_leg, "") or "")
-        if call is None:
-            return
-        if call.inbound_leg == event.old_leg:
-            call.inbound_leg = event.new_leg
-        elif call.answered_leg == event.old_leg:
-            call.answered_leg = event.new_leg
-        self._by_leg[event.new_leg] = call.call_id
 
     async def shutdown(self) -> None:
         """Stop taking calls, hang up every call and complete its record."""
