@@ -49,6 +49,7 @@ from ..routing.plan import (
     Greeting,
     Hangup,
     Leg,
+    ManagerFact,
     Menu,
     NoAnswer,
     Plan,
@@ -58,10 +59,13 @@ from ..routing.plan import (
     Ring,
     Terminal,
     Voicemail,
+    Webhook,
+    WebhookReplied,
     Why,
 )
 from ..routing.snapshot import LiveState, Snapshot
 from ..transfers import Transfer
+from ..webhooks import WebhookCall, WebhookError, ask_webhook
 from .handover import Handovers
 from .live import LiveMembers, dialable, user_of
 from .records import (
@@ -69,6 +73,7 @@ from .records import (
     CallRecord,
     Directory,
     Disposition,
+    Rung,
     disposition_for,
     final_code,
 )
@@ -85,6 +90,10 @@ OUTSIDE_RING_S = 120.0  # an outside call rings until the far network gives up
 _MAX_STEPS = 64  # a plan is a finite tree; this only guards against a bug
 
 
+# Who last spoke with a caller: (caller, now, snapshot) -> facts, newest first.
+History = Callable[[str, datetime, Snapshot], tuple[ManagerFact, ...]]
+
+
 class Switchboard:
     """Reacts to engine events and drives legs through the engine."""
 
@@ -94,7 +103,8 @@ class Switchboard:
                  data_dir: Path | None = None, presence: Presence | None = None,
                  snapshot: Snapshot | None = None, outside: Outside | None = None,
                  prompts: PromptSource | None = None,
-                 mailboxes: Mailboxes | None = None) -> None:
+                 mailboxes: Mailboxes | None = None,
+                 history: History | None = None) -> None:
         self.engine = engine
         self.directory = directory
         # The routing configuration (None: every extension rings its contacts directly, for
@@ -113,6 +123,9 @@ class Switchboard:
         self._transfers: dict[str, Transfer] = {}  # by each of its three legs
         self._tasks: set[asyncio.Task[None]] = set()
         self.voice = Voice(self, prompts, mailboxes)
+        # Repeat-caller routing's sources: who last spoke with a caller (the call history).
+        self.history = history
+        self.ask_webhook = ask_webhook
         self.services = Services(self)
         self.handovers = Handovers(self)
 
@@ -248,10 +261,19 @@ class Switchboard:
                         self._direct(call.dialled))
             return routing.start(bare, Snapshot())
         snap = snap.with_live(LiveState(members=LiveMembers(self)))
-        ctx = CallContext(caller=user_of(call.caller), dialled=call.dialled, now=self._now(),
+        now = self._now()
+        caller = user_of(call.caller)
+        managers: tuple[ManagerFact, ...] = ()
+        if call.direction == "inbound" and snap.repeat_caller.enabled and self.history:
+            try:
+                managers = self.history(caller, now, snap)
+            except Exception:
+                # Routing goes on without it: the flow is still a good place for the call.
+                log.exception("call %s: the repeat-caller lookup failed", call.call_id)
+        ctx = CallContext(caller=caller, dialled=call.dialled, now=now,
                           line=call.line or None,
                           direction="inbound" if call.direction == "inbound" else "internal",
-                          seed=uuid.UUID(call.call_id).int & 0xFFFF)
+                          managers=managers, seed=uuid.UUID(call.call_id).int & 0xFFFF)
         if (ctx.direction == "internal" and call.caller_device
                 and snap.by_extension(call.dialled) is None and dialable(call.dialled)):
             # A desk phone dialled a number that is not internal: a call out of the box,
@@ -340,14 +362,33 @@ class Switchboard:
             if isinstance(step, Menu):
                 await self.voice.menu(call, step)
                 return
-            # Queues come with their own issue, webhooks with the inbound-routing work;
-            # until then the plan takes the way its configuration gives for a failure.
+            if isinstance(step, Webhook):
+                await self._webhook(call, step)
+                return
+            # Queues come with their own issue; until then the plan takes the way its
+            # configuration gives for a failure.
             what = type(step).__name__.lower()
             log.warning("call %s: %s (%s) is not available yet; going on as for a failure",
                         call.call_id, what, step.why.step)
             call.unavailable.append(what)
             call.plan = routing.next_step(state, Failed(f"{what} not available yet"))
         await self._fail(call, 500)
+
+    async def _webhook(self, call: CallRecord, step: Webhook) -> None:
+        """Ask the webhook where the call goes; its answer (or silence) moves the plan on."""
+        hook = self.snapshot.webhooks.get(step.webhook) if self.snapshot else None
+        if hook is None or not hook.enabled:
+            await self.report(call, Failed(f"webhook {step.webhook} is not enabled"))
+            return
+        about = WebhookCall(call.call_id, user_of(call.caller), call.dialled,
+                            call.line or None, call.started_at)
+        try:
+            dest = await self.ask_webhook(hook, about, float(step.timeout))
+        except WebhookError as exc:
+            log.warning("call %s: webhook %s: %s", call.call_id, step.webhook, exc)
+            await self.report(call, Failed(str(exc)))
+            return
+        await self.report(call, WebhookReplied(dest))
 
     async def _terminal(self, call: CallRecord, step: Terminal) -> None:
         """End the call as the plan says."""
@@ -446,6 +487,8 @@ class Switchboard:
         # command's result is back on this loop.
         call.ringing[out] = ringing.uri
         call.rang.append(ringing.uri)
+        call.rung[out] = Rung(ringing.uri, ringing.plan_leg, self._now(),
+                              attempt.line if attempt else None)
         ring.live[out] = ringing
         self._by_leg[out] = call.call_id
         try:
@@ -458,6 +501,7 @@ class Switchboard:
             self._by_leg.pop(out, None)
             ring.codes.append(500)
             call.failures.append(500)
+            call.rung[out].code = 500
 
     async def _stop_leg(self, call: CallRecord, ring: RingSet, leg: Leg) -> None:
         """A leg's window closed: stop ringing it (the next member may start)."""
@@ -607,6 +651,8 @@ class Switchboard:
             call.ringing.pop(leg.leg_id)
             failed = ring.live.pop(leg.leg_id, None) if ring is not None else None
             code = leg.sip_code
+            if leg.leg_id in call.rung:
+                call.rung[leg.leg_id].code = code
             if failed is not None and failed.route is not None:
                 nxt = self.outside.failover(failed.route, code)
                 if nxt.attempt is not None:
