@@ -23,9 +23,9 @@ from typing import Any
 from hw.audio import AudioError, SerialAudio
 from hw.modem.profiles import DtmfDetection
 
-from ..engine import Engine, EngineError, LegEvent, LegInfo, LegState
+from ..engine import DtmfEvent, Engine, EngineError, LegEvent, LegInfo, LegState
 from ..engine.events import Direction
-from .base import CallStateChanged, IncomingCall, LineCall, LineCallState
+from .base import CallStateChanged, DtmfReceived, IncomingCall, LineCall, LineCallState
 from .manager import LineManager
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,10 @@ class LineLegs:
         def changed(event: Any) -> None:
             if isinstance(event, CallStateChanged):
                 self._spawn(self._changed(leg, event.new))
+            elif isinstance(event, DtmfReceived) and leg.reported is not LegState.DISCONNECTED:
+                # The modem's own detector heard a key (Quectel, SIMCom): the same event
+                # as an in-band digit, so menus and "press 1" work on every modem.
+                self.engine.inject(DtmfEvent(leg.leg_id, event.digit))
 
         leg.undo = call.events.subscribe(changed)
         self._spawn(self._changed(leg, call.state))

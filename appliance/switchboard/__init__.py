@@ -179,7 +179,7 @@ class Switchboard:
             elif call.service:
                 call.keys.put_nowait(event.digit)
             else:
-                self._spawn(self.voice.digit(call, event.digit))
+                self.voice.digit(call, event.digit)
             return
         if isinstance(event, TransferEvent):
             self.handovers.transfer_started(event)
@@ -328,6 +328,13 @@ class Switchboard:
             return
         call.plan = routing.next_step(call.plan, event)
         await self._advance(call)
+
+    def move(self, call: CallRecord, event: Event) -> None:
+        """Like `report`, but the plan moves now and its next step runs in a task."""
+        if call.plan is None or call.call_id not in self._calls:
+            return
+        call.plan = routing.next_step(call.plan, event)
+        self._spawn(self._advance(call))
 
     def settle(self, call: CallRecord, event: Event) -> None:
         """A terminal step ended with `event` (the outcome is written, nothing follows)."""

@@ -235,19 +235,24 @@ class Voice:
     async def _no_key(self, call: CallRecord, step: Menu) -> None:
         if call.plan is not None and call.plan.step is step:
             if call.digits:
-                await self._submit(call, step)
+                self._submit(call, step)
             else:
                 await self.board.report(call, NoAnswer())
 
-    async def digit(self, call: CallRecord, digit: str) -> None:
-        """A key the caller pressed: in a menu it may choose, otherwise it is ignored."""
+    def digit(self, call: CallRecord, digit: str) -> None:
+        """A key the caller pressed: in a menu it may choose, otherwise it is ignored.
+
+        Synchronous, so keys are taken in the order they came (a phone sends an extension
+        as fast as RFC 4733 allows); only the prompt's stop and the next step are awaited.
+        """
         step = call.plan.step if call.plan is not None else None
+        log.debug("call %s: key %s (%s)", call.call_id, digit, type(step).__name__)
         if not isinstance(step, Menu):
             return
-        await self.stop_prompt(call)
+        self.cut_prompt(call)
         if digit == "#":
             if call.digits:
-                await self._submit(call, step)
+                self._submit(call, step)
             return
         call.digits += digit
         digits = call.digits
@@ -255,19 +260,36 @@ class Voice:
             len(n) > len(digits) and n.startswith(digits) for n in self._internal(call))
         if longer:
             # An extension may still be on its way: '1' could be a key or the start of 101.
-            self.arm(call, self.digit_gap_s, lambda: self._submit(call, step))
+            self.arm(call, self.digit_gap_s, lambda: self._submit_later(call, step))
         else:
-            await self._submit(call, step)
+            self._submit(call, step)
+
+    def cut_prompt(self, call: CallRecord) -> None:
+        """Stop the prompt now (the caller pressed a key); the engine is told in a task."""
+        if call.playing is None:
+            return
+        call.playing = None
+        call.after_prompt = None
+        self.disarm(call)
+        self.board.spawn(self._silence(call))
+
+    async def _silence(self, call: CallRecord) -> None:
+        with contextlib.suppress(EngineError):
+            await self.board.engine.silence(call.inbound_leg)
 
     def _internal(self, call: CallRecord) -> frozenset[str]:
         return call.plan.snapshot.internal_numbers() if call.plan is not None else frozenset()
 
-    async def _submit(self, call: CallRecord, step: Menu) -> None:
+    def _submit(self, call: CallRecord, step: Menu) -> None:
         if call.plan is None or call.plan.step is not step or not call.digits:
             return
         digits, call.digits = call.digits, ""
         self.disarm(call)
-        await self.board.report(call, KeyPressed(digits))
+        log.info("call %s: menu %s: keys %s", call.call_id, step.menu, digits)
+        self.board.move(call, KeyPressed(digits))
+
+    async def _submit_later(self, call: CallRecord, step: Menu) -> None:
+        self._submit(call, step)
 
     # --- "press 1 to accept" on a mobile -------------------------------------------------
     def must_confirm(self, ringing: Ringing) -> bool:
