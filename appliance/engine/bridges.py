@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pjsua2 as pj
@@ -34,6 +36,16 @@ PROMPT = "@prompt"
 RINGBACK_HZ = 425
 RINGBACK_ON_MS = 1000
 RINGBACK_OFF_MS = 4000
+
+
+@dataclass
+class Playing:
+    """A prompt a leg hears: its player, its length, and when it started flowing."""
+
+    play_id: int
+    player: Any
+    seconds: float
+    started: float | None = None  # monotonic time of its first connection to the leg
 
 
 class Leg(Protocol):
@@ -60,7 +72,7 @@ class Bridges:
         self._recorded_by: dict[str, str] = {}
         self._music: Any = None
         self._ringback: Any = None
-        self._prompts: dict[str, tuple[int, Any]] = {}  # leg id -> (play id, its player)
+        self._prompts: dict[str, Playing] = {}  # by leg id
 
     # --- the model ------------------------------------------------------------------
     def peer(self, leg_id: str) -> str | None:
@@ -94,7 +106,7 @@ class Bridges:
         self.feed(leg)
         self._prompts.pop(leg.leg_id, None)
 
-    def announce(self, leg: Leg, player: Any, play_id: int) -> None:
+    def announce(self, leg: Leg, player: Any, play_id: int, seconds: float) -> None:
         """Let leg hear a prompt player (it leaves any bridge it was in).
 
         The player is pulled by the bridge only once it is connected, so a prompt started
@@ -102,7 +114,7 @@ class Bridges:
         """
         self._unpair_peer(leg.leg_id)
         old = self._prompts.get(leg.leg_id)
-        self._prompts[leg.leg_id] = (play_id, player)
+        self._prompts[leg.leg_id] = Playing(play_id, player, seconds)
         self._hears[leg.leg_id] = PROMPT
         if old is not None:
             # The same marker names a new player: disconnect the old one by hand.
@@ -110,13 +122,18 @@ class Bridges:
             dst, _held = leg.audio_port()
             if dst is not None:
                 with contextlib.suppress(pj.Error):
-                    old[1].stopTransmit(dst)
+                    old.player.stopTransmit(dst)
         self.feed(leg)
 
     def prompt_playing(self, leg_id: str) -> int | None:
         """The play id of the prompt leg_id hears, if any."""
         found = self._prompts.get(leg_id)
-        return found[0] if found is not None else None
+        return found.play_id if found is not None else None
+
+    def prompts_done(self, now: float) -> list[tuple[str, int]]:
+        """(leg id, play id) of the prompts that have played to their end by `now`."""
+        return [(leg_id, p.play_id) for leg_id, p in self._prompts.items()
+                if p.started is not None and now >= p.started + p.seconds]
 
     def silence(self, leg: Leg) -> None:
         """Let leg hear nothing (ends a prompt, music or ringback; not a bridge)."""
@@ -245,7 +262,7 @@ class Bridges:
             return self._ringback_tone()
         if what == PROMPT:
             found = self._prompts.get(leg.leg_id)
-            return found[1] if found is not None else None
+            return found.player if found is not None else None
         peer = self._legs.get(what)
         if peer is None:
             return None
@@ -284,6 +301,9 @@ class Bridges:
             log.warning("connecting audio to %s failed: %s", leg.leg_id, exc.info())
             return
         self._feeding[leg.leg_id] = src
+        playing = self._prompts.get(leg.leg_id)
+        if playing is not None and playing.started is None and src is playing.player:
+            playing.started = time.monotonic()
 
     def _record(self, leg: Leg) -> None:
         owner = self._recorded_by.get(leg.leg_id)

@@ -37,7 +37,7 @@ from .events import (
     TransferEvent,
 )
 from .legs import Leg, headers_of, request_user_of
-from .players import open_player
+from .players import open_player, wav_seconds
 from .ports import PortAudio, PortLeg
 from .quiet import stdout_silenced
 
@@ -119,6 +119,8 @@ class Owner(threading.Thread):
                 self._run_commands()
                 self._release_finished()
                 self.last_poll = time.monotonic()
+                for leg_id, play_id in self.bridges.prompts_done(self.last_poll):
+                    self._prompt_ended(leg_id, play_id)
                 if self.last_poll >= self._next_reap:
                     self._next_reap = self.last_poll + REAP_EVERY_S
                     self._reap_lost()
@@ -449,12 +451,8 @@ class Owner(threading.Thread):
     def play_prompt(self, leg_id: str, paths: list[str], play_id: int) -> None:
         """Play WAV files once to a leg; PromptEvent(leg_id, play_id) when they end."""
         leg = self.bridge_leg(leg_id)
-
-        def ended() -> None:
-            # On the bridge's clock thread: hand over, never touch pjsua2 here.
-            self.submit(lambda: self._prompt_ended(leg_id, play_id))
-
-        self.bridges.announce(leg, open_player(paths, ended), play_id)
+        seconds = wav_seconds(paths)
+        self.bridges.announce(leg, open_player(paths), play_id, seconds)
 
     def _prompt_ended(self, leg_id: str, play_id: int) -> None:
         if self.bridges.prompt_playing(leg_id) != play_id:

@@ -1,46 +1,39 @@
-"""Prompt players: WAV files played once to a leg, with an end-of-file notice.
+"""Prompt players: WAV files played once to a leg.
 
-pjsua2 calls `onEof2` on the conference bridge's clock thread. That thread must never
-wait on Python work (see pjsua2-notes: a Python port couples the bridge to the GIL), so the
-callback only queues a command for the owner thread, which reports the end as a
-`PromptEvent` and drops the player there: a player is never destroyed in its own callback.
+A prompt's end is timed, not taken from pjsua2's end-of-file callback: that callback comes
+when the player has *read* the last of the file into its buffer (a quarter of a second or
+more before the caller has heard it), and it runs on the conference bridge's clock thread.
+The bridge notes when a prompt really starts flowing to its leg (`bridges.Playing`), and
+the owner's loop reports the end once the files' length has passed.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+import wave
+from collections.abc import Sequence
 
 import pjsua2 as pj
 
 from .config import EngineError
 
-log = logging.getLogger(__name__)
 
-
-class PromptPlayer(pj.AudioMediaPlayer):
-    """One prompt (or a list of them, played in order), once."""
-
-    def __init__(self, on_end: Callable[[], None]) -> None:
-        super().__init__()
-        self._on_end = on_end
-        self._ended = False
-
-    def onEof2(self) -> None:
-        """End of the file (of the last file of a list): tell the owner, once."""
+def wav_seconds(paths: Sequence[str]) -> float:
+    """The total length of these WAV files (EngineError if one cannot be read)."""
+    total = 0.0
+    for path in paths:
         try:
-            if not self._ended:
-                self._ended = True
-                self._on_end()
-        except Exception:
-            log.exception("prompt end callback failed")
+            with wave.open(path, "rb") as w:
+                total += w.getnframes() / float(w.getframerate() or 8000)
+        except (OSError, EOFError, wave.Error) as exc:
+            raise EngineError(f"cannot play {path}: {exc}") from None
+    return total
 
 
-def open_player(paths: Sequence[str], on_end: Callable[[], None]) -> PromptPlayer:
-    """A player for these WAV files (8 kHz mono 16-bit is what the bridge runs at)."""
+def open_player(paths: Sequence[str]) -> pj.AudioMediaPlayer:
+    """A player for these WAV files, once (8 kHz mono 16-bit is what the bridge runs at)."""
     if not paths:
         raise EngineError("play_prompt needs at least one file")
-    player = PromptPlayer(on_end)
+    player = pj.AudioMediaPlayer()
     try:
         if len(paths) == 1:
             player.createPlayer(paths[0], pj.PJMEDIA_FILE_NO_LOOP)

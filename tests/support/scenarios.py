@@ -47,7 +47,7 @@ employees:
 
 
 def office(body: str, *, imei: str, smtp_port: int | None = None,
-           extra_lines: str = "") -> str:
+           extra_lines: str = "", employees: str = EMPLOYEES) -> str:
     """A configuration: box, prompts, the five employees, sim1 and `body` (flows...)."""
     smtp = ""
     if smtp_port is not None:
@@ -55,7 +55,7 @@ def office(body: str, *, imei: str, smtp_port: int | None = None,
                 f"security: none, from_address: pbx@office.test}}}}\n")
     prompts = "".join(f"  - {{key: {key}, file: prompts/{key}.wav}}\n" for key in PROMPT_TONES)
     return (f"version: 1\nbox: {{country: RU, area_code: \"495\", time_zone: Europe/Moscow,"
-            f" language: en}}\nprompts:\n{prompts}{EMPLOYEES}"
+            f" language: en}}\nprompts:\n{prompts}{employees}"
             f"lines:\n  - {{key: sim1, kind: sim, imei: \"{imei}\"}}\n{extra_lines}"
             f"{smtp}{body}")
 
