@@ -83,6 +83,8 @@ async def test_prompts_play_once_in_order_and_the_caller_is_recorded(tmp_path: P
             await engine.record(leg, str(message))
             await asyncio.sleep(1.5)  # the phone talks into the recording for 1.5 s
             await engine.stop_record(leg)
+            # Complete when stop_record returns (voicemail mails the file at once).
+            assert int.from_bytes(message.read_bytes()[4:8], "little") > 36
             await engine.hangup(leg)
             await next_of(events, LegEvent, leg=leg)
     finally:

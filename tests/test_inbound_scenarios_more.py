@@ -325,12 +325,12 @@ def test_h_a_silent_desk_phone_brings_in_the_mobile_which_must_press_1(
         f'mobiles: ["{ANNA_MOBILE}"], ring_mobile_after: never,',
         f'mobiles: ["{ANNA_MOBILE}"], ring_mobile_after: 5, confirm_mobile: true,')
     write_prompts(settings)
-    start_box(office(f"""
+    start_box(office("""
 departments:
-  - {{key: sales, name: Sales, extension: "500", strategy: all_at_once, members: ["101"],
-     timeout: 30}}
+  - {key: sales, name: Sales, extension: "500", strategy: all_at_once, members: ["101"],
+     timeout: 30}
 outbound_routes:
-  - {{key: mobiles, pattern: "+79XXXXXXXXX", route_class: mobile, lines: [sim1]}}
+  - {key: mobiles, pattern: "+79XXXXXXXXX", route_class: mobile, lines: [sim1]}
 """, imei=IMEI, employees=employees))
     anna = phones.add("101", "--answer-code", "180")
     gleb = phones.add("104", "--tone", "1000")

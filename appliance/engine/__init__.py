@@ -47,6 +47,27 @@ log = logging.getLogger(__name__)
 STALL_LIMIT_S = 2.0
 
 
+async def wav_closed(path: str, timeout: float = 2.0) -> bool:
+    """Wait until pjmedia has finished a WAV file (its RIFF length is written on close).
+
+    pjmedia closes a recorder in the conference bridge's next clock tick, after the
+    command that dropped it has returned; a reader before that sees a header of zeros.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+            if len(head) == 8 and int.from_bytes(head[4:8], "little") > 0:
+                return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            log.warning("recording %s was not closed within %.1f s", path, timeout)
+            return False
+        await asyncio.sleep(0.01)
+
+
 class ExternalLegs(Protocol):
     """Legs whose signalling is not SIP (a SIM line's calls) but whose audio is a port leg.
 
@@ -90,6 +111,7 @@ class Engine:
         self._external: list[ExternalLegs] = []
         self._peers: dict[str, str] = {}  # bridged pairs, both ways (digits to external legs)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._recordings: dict[str, str] = {}  # leg -> the WAV file record() writes
 
     def add_external(self, legs: ExternalLegs) -> Callable[[], None]:
         """Let these non-SIP legs be dialled, answered and hung up through the engine."""
@@ -228,10 +250,14 @@ class Engine:
     async def record(self, leg: str, path: str) -> None:
         """Record what a leg says (a voice message) into a WAV file."""
         await self.run("record", leg, path)
+        self._recordings[leg] = path
 
     async def stop_record(self, leg: str) -> None:
         """Close a leg's recording; the file is complete when this returns."""
         await self.run("stop_record", leg)
+        path = self._recordings.pop(leg, None)
+        if path is not None:
+            await wav_closed(path)
 
     async def open_port(self, leg_id: str, audio: Any) -> str:
         """Bridge a modem's audio as leg leg_id: `audio` is a running hw.audio.SerialAudio

@@ -46,6 +46,7 @@ class Playing:
     player: Any
     seconds: float
     started: float | None = None  # monotonic time of its first connection to the leg
+    reported: bool = False  # its end was reported (it stays connected, silent, until replaced)
 
 
 class Leg(Protocol):
@@ -132,8 +133,11 @@ class Bridges:
 
     def prompts_done(self, now: float) -> list[tuple[str, int]]:
         """(leg id, play id) of the prompts that have played to their end by `now`."""
-        return [(leg_id, p.play_id) for leg_id, p in self._prompts.items()
-                if p.started is not None and now >= p.started + p.seconds]
+        done = [(leg_id, p) for leg_id, p in self._prompts.items()
+                if not p.reported and p.started is not None and now >= p.started + p.seconds]
+        for _leg_id, p in done:
+            p.reported = True
+        return [(leg_id, p.play_id) for leg_id, p in done]
 
     def silence(self, leg: Leg) -> None:
         """Let leg hear nothing (ends a prompt, music or ringback; not a bridge)."""

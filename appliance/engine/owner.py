@@ -75,6 +75,8 @@ class Owner(threading.Thread):
             self._legs, self._ports)
         self.bridges = Bridges(every)
         self._replacing: dict[str, Leg] = {}  # old leg id -> the Leg replacing it
+        # The files of a prompt still to come, by leg: (play id, paths).
+        self._prompt_queue: dict[str, tuple[int, list[str]]] = {}
         # Set by the box once the SIP edge runs: does a Refer-To name the box itself?
         self.transfer_target_ok: Callable[[str], bool] = lambda _uri: False
         self.last_poll = time.monotonic()
@@ -384,6 +386,7 @@ class Owner(threading.Thread):
     def _release_finished(self) -> None:
         while self._finished:
             leg_id = self._finished.pop()
+            self._prompt_queue.pop(leg_id, None)
             self.bridges.release(leg_id)
             self._legs.pop(leg_id, None)
 
@@ -451,15 +454,31 @@ class Owner(threading.Thread):
     def play_prompt(self, leg_id: str, paths: list[str], play_id: int) -> None:
         """Play WAV files once to a leg; PromptEvent(leg_id, play_id) when they end."""
         leg = self.bridge_leg(leg_id)
-        seconds = wav_seconds(paths)
-        self.bridges.announce(leg, open_player(paths), play_id, seconds)
+        if not paths:
+            raise EngineError("play_prompt needs at least one file")
+        first, *rest = paths
+        wav_seconds(paths)  # every file readable, or none is played
+        # One player per file, one after the other: pjmedia's playlist loses a tenth of a
+        # second or more where one file ends and the next begins (a beep comes out clipped).
+        self.bridges.announce(leg, open_player([first]), play_id, wav_seconds([first]))
+        self._prompt_queue[leg_id] = (play_id, rest)
 
     def _prompt_ended(self, leg_id: str, play_id: int) -> None:
+        # The player stays connected (it has nothing more to say): the bridge pulls a prompt
+        # a little behind its connection, so cutting it now would clip its last frames.
+        # The next prompt, bridge or silence replaces it.
         if self.bridges.prompt_playing(leg_id) != play_id:
-            return  # replaced, bridged or gone meanwhile: nobody waits for this one
+            return
+        queued = self._prompt_queue.get(leg_id)
         leg = self._legs.get(leg_id) or self._ports.get(leg_id)
-        if leg is not None:
-            self.bridges.silence(leg)
+        if queued is not None and queued[0] == play_id and queued[1] and leg is not None:
+            path = queued[1].pop(0)
+            try:
+                self.bridges.announce(leg, open_player([path]), play_id, wav_seconds([path]))
+                return
+            except EngineError as exc:
+                log.warning("prompt for %s: %s; skipping the rest", leg_id, exc)
+        self._prompt_queue.pop(leg_id, None)
         self.emit(PromptEvent(leg_id, play_id))
 
     def silence(self, leg_id: str) -> None:

@@ -365,11 +365,16 @@ class SerialAudio:
         ring.active = live
         frame: Frame
         if not live:
-            ring.clear()  # whatever is left is from before the bridge let go
+            # The bridge let go (a prompt ended, the peer left): what it sent before that is
+            # still owed to the modem (the end of a prompt), then silence.
             self._up_drift.reset(ring)
-            frame = ring.silence
+            taken = ring.take()
+            if taken is None:
+                frame = ring.silence
+                self.silent_out += 1
+            else:
+                frame = taken
             self._last_up = None
-            self.silent_out += 1
         else:
             adjust = self._up_drift.tick(ring)
             if adjust < 0:

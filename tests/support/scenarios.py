@@ -20,7 +20,7 @@ from appliance.settings import Settings
 from hw.modemsim import FakeModem
 from tests.support.gsmcall import floats
 from tests.support.harness import PhoneProcess, pbx
-from tests.support.tones import read_wav, tone_presence, write_wav
+from tests.support.tones import read_wav, timeline, tone_presence, write_wav
 from tests.test_edge_calls import desk_phone, registered
 
 RATE = 8000
@@ -160,7 +160,10 @@ def wait_heard(modem: FakeModem, freq: float, timeout: float = 10.0) -> None:
         heard = caller_heard(modem, 0.5)
         if len(heard) >= RATE // 2 and tone_presence(heard, RATE, freq) >= 0.5:
             return
-        assert time.monotonic() < deadline, f"the caller never heard {freq} Hz"
+        if time.monotonic() >= deadline:
+            labels = {float(f): str(f) for f in (600, 700, 900, 1000, 1100, 1300)}
+            heard = timeline(caller_heard(modem, 10.0), RATE, labels)
+            raise AssertionError(f"the caller never heard {freq} Hz; the last 10 s: {heard}")
         time.sleep(0.1)
 
 
