@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -40,7 +41,7 @@ from .lines.manager import LineManager, read_sim_settings
 from .lines.simulated import SimulatedModems
 from .mailer import Mailer
 from .outside import LineTargets, OutboundRouting, SipLineTargets
-from .prompts import PromptLibrary, box_language
+from .prompts import PromptLibrary, box_language, store_engine_wav
 from .routing.plan import ManagerFact
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
@@ -164,6 +165,7 @@ class Box:
             self.line_status, self.line_targets)
         self.switchboard.services.set_day_night = self.set_day_night
         self.switchboard.services.voicemail = self.voicemail
+        self.switchboard.services.save_greeting = self.save_greeting
         self.on_shutdown(self.switchboard.attach())
         await self._load_music()
 
@@ -267,6 +269,26 @@ class Box:
                 " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", [value])
 
         await self.db.awrite(write)
+        loop = asyncio.get_running_loop()
+        self.switchboard.snapshot = await loop.run_in_executor(None, self._routing)
+
+    async def save_greeting(self, box: str, path: Path) -> None:
+        """A mailbox greeting recorded from a phone becomes the box's greeting prompt."""
+        assert self.db is not None and self.switchboard is not None
+        db, data_dir = self.db, self.settings.data_dir
+        key = f"greeting-{box}"
+        wav = await asyncio.to_thread(path.read_bytes)
+        await asyncio.to_thread(store_engine_wav, db, data_dir, key, wav,
+                                name=f"Greeting of mailbox {box} (recorded from a phone)",
+                                actor="phone", source=path.name)
+
+        def point(conn: sqlite_utils.Database) -> None:
+            conn.execute("UPDATE voicemail_boxes SET greeting_prompt_id ="
+                         " (SELECT id FROM prompts WHERE key = ?) WHERE key = ?", [key, box])
+
+        await db.awrite(point)
+        if self.prompts is not None:
+            self.prompts.reload()
         loop = asyncio.get_running_loop()
         self.switchboard.snapshot = await loop.run_in_executor(None, self._routing)
 

@@ -3,7 +3,8 @@
 `*8` picks up a call ringing anyone in the caller's pickup groups (their
 departments); `**` followed by an extension picks up a call ringing that
 extension. These are the codes Asterisk-based boxes taught most offices.
-`*97` opens the caller's own mailbox, `*98` any mailbox (its number, then its PIN).
+`*97` opens the caller's own mailbox, `*98` any mailbox (its number, then its PIN),
+`*96` records the greeting of the caller's own mailbox.
 `*31` switches the office to day mode, `*32` to night mode, `*30` back to the
 schedules (administrators only).
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 GROUP_PICKUP = "*8"
 DIRECTED_PICKUP = "**"
+MY_GREETING = "*96"
 MY_VOICEMAIL = "*97"
 ANY_VOICEMAIL = "*98"
 DAY_NIGHT = {"*30": "auto", "*31": "day", "*32": "night"}
@@ -28,6 +30,7 @@ class Feature(enum.Enum):
 
     GROUP_PICKUP = "group_pickup"
     DIRECTED_PICKUP = "directed_pickup"
+    MY_GREETING = "my_greeting"
     MY_VOICEMAIL = "my_voicemail"
     ANY_VOICEMAIL = "any_voicemail"
     DAY_NIGHT = "day_night"  # target: 'auto', 'day' or 'night'
@@ -50,6 +53,8 @@ def parse(dialled: str) -> FeatureCall | None:
     """The feature a dialled string asks for, or None for an ordinary number."""
     if dialled == GROUP_PICKUP:
         return FeatureCall(Feature.GROUP_PICKUP)
+    if dialled == MY_GREETING:
+        return FeatureCall(Feature.MY_GREETING)
     if dialled == MY_VOICEMAIL:
         return FeatureCall(Feature.MY_VOICEMAIL)
     if dialled == ANY_VOICEMAIL:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import wave
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -48,6 +49,12 @@ from tests.support.scenarios import (
 )
 from tests.support.smtp import SmtpSink
 from tests.support.tones import tone_presence
+
+
+def wav_seconds_of(path: Path) -> float:
+    """Length of a WAV file."""
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -362,3 +369,38 @@ outbound_routes:
     [row] = wait_records(settings, 1)
     assert steps_of(row)[-1] == "outcome: answered: answered by 101", steps_of(row)
     assert f"line:sim1/{ANNA_MOBILE}" in row["route"]["rang"]
+
+
+def test_a_greeting_recorded_from_a_phone_is_what_callers_hear(
+        start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
+        phones: Phones) -> None:
+    """Anna dials *96 and records her greeting (her phone 'says' 1300 Hz, '#' ends it);
+    the next caller sent to her mailbox hears it, then the tone."""
+    write_prompts(settings)
+    start_box(office("""
+voicemail_boxes:
+  - {key: anna, name: Anna, owner: "101", extension: "555"}
+""", imei=IMEI))
+    anna = phones.add("101", "--tone", "1300")
+    gleb = phones.add("104", "--tone", "400")
+    cid = anna.call(f"sip:*96@127.0.0.1:{settings.sip_port}")
+    anna.wait(state(cid, "CONFIRMED"))
+    builtin = Path(__file__).parent.parent / "share" / "prompts" / "en"
+    instructions = sum(wav_seconds_of(builtin / f"{k}.wav")
+                       for k in ("vm-record-greeting", "voicemail-beep"))
+    time.sleep(instructions + 2.5)  # the instructions and the tone, then the greeting
+    anna.send(cmd="dtmf", id=cid, digits="#")
+    anna.wait(state(cid, "DISCONNECTED"), timeout=30)
+    conn = sqlite3.connect(settings.db_path)
+    [(key, seconds)] = conn.execute(
+        "SELECT p.key, p.duration_s FROM voicemail_boxes b JOIN prompts p"
+        " ON p.id = b.greeting_prompt_id WHERE b.key = 'anna'").fetchall()
+    assert key == "greeting-anna" and seconds >= 1.0
+    call = gleb.call(f"sip:555@127.0.0.1:{settings.sip_port}", record=True)
+    gleb.wait(state(call, "CONFIRMED"))
+    time.sleep(seconds + 1.0)
+    gleb.send(cmd="hangup", id=call)
+    gleb.wait(state(call, "DISCONNECTED"))
+    [recorded] = list((phones.tmp_path / "rec-104").glob("*.wav"))
+    heard = wav_samples(recorded)
+    assert tone_presence(heard, RATE, 1300) > 0.3, "the new greeting was not played"

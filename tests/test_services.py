@@ -35,7 +35,8 @@ voicemail_boxes:
   - {key: sales, name: Sales, extension: "555"}
 """
 PROMPTS = ("vm-new-messages", "vm-message", "vm-options", "vm-no-messages", "goodbye",
-           "vm-enter-box", "vm-enter-pin", "vm-wrong-pin", "mode-night", "mode-day")
+           "vm-enter-box", "vm-enter-pin", "vm-wrong-pin", "mode-night", "mode-day",
+           "vm-record-greeting", "voicemail-beep", "vm-greeting-saved")
 
 
 @dataclass
@@ -79,7 +80,7 @@ def rig(tmp_path: Path) -> tuple[Switchboard, VoiceEngine, Log, Access, list[str
     snap = snapshot_from_config(parse_config(yaml.safe_load(OFFICE)), years=[2026])
     sb = Switchboard(engine, Phones(CONTACTS), log,  # type: ignore[arg-type]
                      now=lambda: datetime(2026, 11, 23, 10, 0, tzinfo=UTC), snapshot=snap,
-                     prompts=Prompts(tmp_path))
+                     prompts=Prompts(tmp_path), data_dir=tmp_path / "data")
     access = Access(tmp_path)
     switched: list[str] = []
 
@@ -195,3 +196,33 @@ async def test_feature_codes_are_for_desk_phones(tmp_path: Path) -> None:
     incoming(eng, CALLER_LEG, "*31", x_pbx_line="trunk1")
     await until(eng, ("hangup", CALLER_LEG, 403))
     assert switched == []
+
+
+async def test_a_greeting_recorded_from_the_owners_phone(tmp_path: Path) -> None:
+    sb, eng, _log, _access, _ = rig(tmp_path)
+    saved: list[tuple[str, bytes]] = []
+
+    async def save(box: str, path: Path) -> None:
+        saved.append((box, path.read_bytes()))
+
+    sb.services.save_greeting = save
+    incoming(eng, CALLER_LEG, "*96", x_pbx_device="101")
+    await prompt_then(eng, ("vm-record-greeting", "voicemail-beep"))
+    await until(eng, ("record", CALLER_LEG))
+    eng.press("#")
+    await prompt_then(eng, ("vm-greeting-saved", "goodbye"))
+    await until(eng, ("hangup", CALLER_LEG, 200))
+    [(box, wav)] = saved
+    assert box == "anna" and wav[:4] == b"RIFF" and len(wav) > 8000 * 2 * 2
+    assert not list((tmp_path / "data" / "prompts").glob(".recording-*"))  # cleaned up
+
+
+async def test_only_a_mailbox_owner_records_a_greeting(tmp_path: Path) -> None:
+    sb, eng, _log, _access, _ = rig(tmp_path)
+
+    async def save(box: str, path: Path) -> None:
+        raise AssertionError("nothing to save")
+
+    sb.services.save_greeting = save
+    incoming(eng, CALLER_LEG, "*96", x_pbx_device="102")  # Boris owns no mailbox
+    await until(eng, ("hangup", CALLER_LEG, 404))

@@ -16,6 +16,7 @@ from .library import (
     box_language,
     convert_audio,
     list_prompts,
+    store_engine_wav,
     store_prompt,
 )
 from .wavfile import PromptError, duration_s
@@ -35,5 +36,6 @@ __all__ = [
     "convert_audio",
     "duration_s",
     "list_prompts",
+    "store_engine_wav",
     "store_prompt",
 ]

@@ -171,6 +171,17 @@ def store_prompt(db: Database, data_dir: Path, key: str, data: bytes, filename: 
     if len(name) > 100:
         raise PromptError("the name is longer than 100 characters")
     wav = convert_audio(data, filename)
+    return store_engine_wav(db, data_dir, key, wav, language=language, name=name,
+                            actor=actor, source=filename)
+
+
+def store_engine_wav(db: Database, data_dir: Path, key: str, wav: bytes, *,
+                     language: str | None = None, name: str = "", actor: str = "system",
+                     source: str = "") -> StoredPrompt:
+    """Store a WAV already in the engine's format (a greeting recorded from a phone) as the
+    prompt `key`, without converting it (the engine process has no numpy)."""
+    if not _is_key(key):
+        raise PromptError(f"{key!r} is not a prompt key")
     seconds = round(info_of_bytes(wav).duration_s, 3)
     rel = f"{PROMPTS_SUBDIR}/{key}.wav"
     # The file first: a row must never point at nothing. Replacing the file is atomic, so a
@@ -194,7 +205,7 @@ def store_prompt(db: Database, data_dir: Path, key: str, data: bytes, filename: 
              None if before is None else json.dumps(dict(zip(
                  ("name", "path", "language", "duration_s"), before, strict=True))),
              json.dumps({"name": name, "path": rel, "language": language,
-                         "duration_s": seconds, "source": filename})))
+                         "duration_s": seconds, "source": source})))
 
     db.write(txn)
     return stored

@@ -363,12 +363,12 @@ class Snapshot:
         return frozenset(numbers)
 
     def by_extension(self, extension: str) -> Dest | None:
-        """What an internal number reaches (employee, department, menu or queue)."""
+        """What an internal number reaches (employee, department, menu, queue, mailbox)."""
         employee = self.employees.get(extension)
         if employee is not None:
             return Dest("employee", extension)
         for kind, items in (("department", self.departments), ("voice_menu", self.menus),
-                            ("queue", self.queues)):
+                            ("queue", self.queues), ("voicemail", self.voicemail)):
             for item in items.values():
                 if getattr(item, "extension", None) == extension:
                     return Dest(kind, item.key)

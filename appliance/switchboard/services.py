@@ -8,6 +8,7 @@ are not written to the call history: they are the box's own service lines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..engine import LegInfo
 from ..features import Feature, FeatureCall
 from .records import CallRecord
+from .voice import wav_seconds
 
 if TYPE_CHECKING:
     from . import Switchboard
@@ -70,6 +72,10 @@ class VoicemailAccess(Protocol):
 
 
 DayNightSwitch = Callable[[str], Coroutine[Any, Any, None]]
+# Keep a greeting recorded from a phone: (box key, the WAV file) -> stored.
+GreetingSaver = Callable[[str, Path], Coroutine[Any, Any, None]]
+GREETING_MAX_S = 60.0
+GREETING_MIN_S = 1.0
 
 
 class Services:
@@ -79,6 +85,7 @@ class Services:
         self.board = board
         self.voicemail: VoicemailAccess | None = None
         self.set_day_night: DayNightSwitch | None = None
+        self.save_greeting: GreetingSaver | None = None
         self.key_wait_s = KEY_WAIT_S
 
     async def start(self, leg: LegInfo, feature: FeatureCall) -> None:
@@ -96,6 +103,8 @@ class Services:
         board.adopt(call)
         if feature.feature is Feature.DAY_NIGHT:
             dialogue = self._day_night(call, owner, feature.target)
+        elif feature.feature is Feature.MY_GREETING:
+            dialogue = self._record_greeting(call, owner)
         else:
             dialogue = self._listen(call, owner, own=feature.feature is Feature.MY_VOICEMAIL)
         call.task = asyncio.get_running_loop().create_task(self._run(call, dialogue))
@@ -174,6 +183,38 @@ class Services:
             await self.bye(call, [f"mode-{mode}"])
         else:
             await self.board.hang_up(call, 200)
+
+    # --- recording a mailbox greeting -----------------------------------------------
+    async def _record_greeting(self, call: CallRecord, owner: str) -> None:
+        box = self._box_of(owner)
+        data_dir = self.board.data_dir
+        if box is None or self.save_greeting is None or data_dir is None:
+            await self.board.hang_up(call, 404)
+            return
+        if not await self.board.voice.connect(call):
+            await self.board.hang_up(call, 200)
+            return
+        await self.say(call, ["vm-record-greeting", "voicemail-beep"])
+        folder = data_dir / "prompts"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f".recording-{call.call_id}.wav"
+        try:
+            engine = self.board.engine
+            await engine.record(call.inbound_leg, str(path))
+            # '#' ends it; so does the time limit (the caller hanging up discards it).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GREETING_MAX_S):
+                    while await call.keys.get() != "#":
+                        pass
+            await engine.stop_record(call.inbound_leg)
+            if wav_seconds(path) < GREETING_MIN_S:
+                await self.bye(call, ["invalid-key"])
+                return
+            await self.save_greeting(box, path)
+            log.info("%s recorded a new greeting for mailbox %s from a phone", owner, box)
+            await self.bye(call, ["vm-greeting-saved"])
+        finally:
+            path.unlink(missing_ok=True)
 
     # --- listening to voicemail -----------------------------------------------------
     def _box_of(self, extension: str) -> str | None:
