@@ -48,6 +48,9 @@ REAP_EVERY_S = 2.0  # how often legs pjsua forgot are looked for (see _reap_lost
 # way to wake the poll). 2 ms keeps post-dial delay near 5 ms; idle it costs ~1 % of a
 # core on the 2-core x86 development machine (10 ms gave 14 ms post-dial delay).
 POLL_MS = 2
+LIBRARY_WAIT_S = 30.0
+# Held by the owner thread from creating pjsua2's Endpoint to destroying it (see run()).
+_LIBRARY = threading.Lock()
 PREFERRED_CODECS = ("PCMA/8000", "PCMU/8000", "G722/16000", "opus/48000")
 
 
@@ -102,6 +105,18 @@ class Owner(threading.Thread):
 
     # --- the owner thread ------------------------------------------------------------
     def run(self) -> None:
+        # pjsua2's Endpoint is one per process, and creating a second while the first is
+        # still being destroyed aborts the process: an engine started right after another
+        # one stopped (tests, a restart in place) waits for the old one to be gone.
+        if not _LIBRARY.acquire(timeout=LIBRARY_WAIT_S):
+            self.started.set_exception(EngineError("the previous engine is still shutting down"))
+            return
+        try:
+            self._run()
+        finally:
+            _LIBRARY.release()
+
+    def _run(self) -> None:
         try:
             info = self._start_library()
         except pj.Error as exc:
