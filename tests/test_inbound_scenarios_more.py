@@ -285,6 +285,7 @@ repeat_caller:
     vera = phones.add("103")
     lines_ready(settings)
     counts = {ext: 0 for ext in ring}
+    finished: list[int] = []
 
     def call(caller: str, answers: str, expect: set[str]) -> None:
         """A GSM call from caller; the phones in `expect` ring, `answers` takes it."""
@@ -297,7 +298,8 @@ repeat_caller:
         ring[answers].wait(state(events[answers]["id"], "CONFIRMED"))
         modem.remote_hangup(idx)
         ring[answers].wait(state(events[answers]["id"], "DISCONNECTED"))
-        time.sleep(0.3)  # let the box write the record before the next lookup
+        finished.append(idx)
+        wait_records(settings, len(finished))  # the next lookup sees this call
         for ext in set(ring) - expect:
             assert sum(e.get("event") == "incoming" for e in ring[ext].seen) == counts[ext]
 
@@ -310,6 +312,8 @@ repeat_caller:
     call(CUSTOMER, "101", {"101", "105"})
     ring["102"].send(cmd="hangup", id=busy)
     ring["102"].wait(state(busy, "DISCONNECTED"))
+    finished.append(busy)
+    wait_records(settings, len(finished))  # Boris is free again as far as the box knows
     # The director answered another client once: that client is not made his.
     other = "+79165554433"
     call(other, "105", {"101", "102", "105"})
