@@ -103,6 +103,8 @@ class Box:
             clock_rate=s.bridge_clock_rate,
             log_level=s.pjsua_log_level,
             outbound_proxy=f"sip:127.0.0.1:{s.sip_port};lr",
+            media_bind=s.rtp_bind or s.sip_bind,
+            media_address=s.rtp_address or None,
         ))
         self.notifier.status("starting the call engine")
         info = await self.engine.start()

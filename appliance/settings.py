@@ -40,6 +40,12 @@ class Settings:
     engine_sip_port: int = 5080
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
+    # The engine's RTP (the audio of every call) must reach phones and providers, unlike its
+    # SIP: it binds here (empty: the SIP edge's own address, so 0.0.0.0 on a box and
+    # loopback in a test) and writes `rtp_address` into its SDP (empty: the address of the
+    # interface on the default route; set it on a box behind NAT or with several networks).
+    rtp_bind: str = ""
+    rtp_address: str = ""
     web_bind: str = "0.0.0.0"
     web_port: int = 8080
     simulate: bool = False
@@ -109,9 +115,12 @@ class Settings:
                 raise SettingsError(f"{name}: {port} is not a port number (0-65535)")
         if self.rtp_port_min >= self.rtp_port_max:
             raise SettingsError("rtp_port_min must be below rtp_port_max")
-        for name in ("sip_bind", "web_bind"):
+        for name in ("sip_bind", "web_bind", "rtp_bind", "rtp_address"):
+            value = getattr(self, name)
+            if not value and name.startswith("rtp_"):
+                continue
             try:
-                ipaddress.ip_address(getattr(self, name))
+                ipaddress.ip_address(value)
             except ValueError as exc:
                 raise SettingsError(f"{name}: {exc}") from None
         if self.bridge_clock_rate not in (8000, 16000, 32000, 48000):

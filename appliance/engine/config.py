@@ -14,8 +14,13 @@ class EngineConfig:
     rtp_port_max: int = 20000
     max_calls: int = 256
     clock_rate: int = 8000
-    # The engine only ever listens on loopback: the SIP edge faces the LAN.
+    # The engine's SIP only ever listens on loopback: the SIP edge faces the LAN.
     bind: str = "127.0.0.1"
+    # Its RTP faces phones and providers directly: bound here (None: `bind`), and this
+    # address written into SDP (None: pjsua's choice, the bound address or the default
+    # route's interface when bound to 0.0.0.0).
+    media_bind: str | None = None
+    media_address: str | None = None
     log_level: int = 1
     # Every outbound leg goes through the SIP edge (it knows where phones are).
     outbound_proxy: str | None = None

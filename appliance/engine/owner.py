@@ -205,11 +205,13 @@ class Owner(threading.Thread):
         acfg.idUri = f"sip:engine@{cfg.bind}:{cfg.sip_port}"
         acfg.mediaConfig.transportConfig.port = cfg.rtp_port_min
         acfg.mediaConfig.transportConfig.portRange = cfg.rtp_port_max - cfg.rtp_port_min
-        acfg.mediaConfig.transportConfig.boundAddress = cfg.bind
+        acfg.mediaConfig.transportConfig.boundAddress = cfg.media_bind or cfg.bind
+        if cfg.media_address:
+            acfg.mediaConfig.transportConfig.publicAddress = cfg.media_address
         acfg.natConfig.sdpNatRewriteUse = 0
         if cfg.outbound_proxy:
             acfg.sipConfig.proxies.append(cfg.outbound_proxy)
-        # IPv4 loopback only. Left at its default, pjsua probes IPv6 for every
+        # IPv4 only. Left at its default, pjsua probes IPv6 for every
         # call by resolving the host name, which stalls the owner thread for
         # the resolver timeout (5 s) on a box whose name is not in DNS.
         acfg.mediaConfig.ipv6Use = pj.PJSUA_IPV6_DISABLED
