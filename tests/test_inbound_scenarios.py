@@ -105,6 +105,7 @@ flows:
     modem.audio.captured(clear=True)
     idx = modem.ring(CUSTOMER)
     ring_a, ring_b = incoming(anna), incoming(boris)
+    assert f"<sip:{CUSTOMER}@" in ring_a["remote"]  # the phones show the caller's number
     # The caller heard the greeting (700 Hz) before the department rang.
     assert tone_presence(caller_heard(modem, 1.0), RATE, 700) > 0.5
     boris.send(cmd="answer", id=ring_b["id"])
@@ -136,6 +137,7 @@ departments:
     caller = phones.add("104")
     cid = caller.call(f"sip:510@127.0.0.1:{settings.sip_port}")
     rang = {ext: incoming(phone) for ext, phone in ring.items()}
+    assert '"Gleb" <sip:104@' in rang["102"]["remote"]  # the phone shows the colleague
     t0 = rang["101"]["t"]
     for ext, delay in (("102", 3.0), ("103", 6.0)):
         assert abs(rang[ext]["t"] - t0 - delay) <= 0.5, (ext, rang[ext]["t"] - t0)

@@ -57,10 +57,15 @@ outbound_routes:
 """
 
 
+PROFILES = ["quectel-ec25", "simcom-7600", "huawei-e1550"]
+
+
 @pytest.fixture
-def modem(tmp_path: Path) -> Iterator[FakeModem]:
-    """A Quectel on ptys, linked in a directory that plays /dev/serial/by-path."""
-    sim = FakeModem("quectel-ec25", imei=IMEI, links_dir=tmp_path / "by-path")
+def modem(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FakeModem]:
+    """A modem on ptys (a Quectel unless the test names another profile), linked in a
+    directory that plays /dev/serial/by-path."""
+    profile = getattr(request, "param", "quectel-ec25")
+    sim = FakeModem(profile, imei=IMEI, links_dir=tmp_path / "by-path")
     sim.start()
     try:
         yield sim
@@ -132,6 +137,7 @@ def records(settings: Settings) -> list[tuple[Any, ...]]:
         " LEFT JOIN lines l ON l.id = c.line_id ORDER BY c.id").fetchall()
 
 
+@pytest.mark.parametrize("modem", PROFILES, indirect=True)
 def test_a_gsm_call_rings_the_desk_phone_through_its_flow_with_audio_both_ways(
         start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
         tmp_path: Path) -> None:
@@ -140,10 +146,17 @@ def test_a_gsm_call_rings_the_desk_phone_through_its_flow_with_audio_both_ways(
     try:
         modem.audio.tone(600, dbfs=-12)  # the caller speaks 600 Hz
         idx = modem.ring(CUSTOMER)
-        phone.wait(lambda e: e.get("event") == "incoming")
+        ring = phone.wait(lambda e: e.get("event") == "incoming")
+        assert CUSTOMER in ring["remote"]  # the desk phone shows who calls
         phone.wait(lambda e: e.get("state") == "CONFIRMED")
         # Phone -> engine -> port leg -> pump -> modem uplink: the caller hears 1000 Hz.
         assert tone_presence(far_end_hears(modem), RATE, 1000) >= 0.8
+        # Keys pressed on the desk phone reach the GSM caller (AT+VTS, ^DTMF).
+        phone.send(cmd="dtmf", id=ring["id"], digits="5")
+        deadline = time.monotonic() + 10
+        while not any(digit == "5" for _idx, digit in modem.dtmf_sent):
+            assert time.monotonic() < deadline, modem.dtmf_sent
+            time.sleep(0.1)
         time.sleep(1.0)  # audio needs wall-clock time to reach the phone's recording
         modem.remote_hangup(idx)
         phone.wait(lambda e: e.get("state") == "DISCONNECTED")

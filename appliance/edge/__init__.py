@@ -61,6 +61,7 @@ from .trunkcalls import (
     clean_caller_id,
     gateway_uri,
     outbound_invite,
+    show_caller,
     strip_private,
     target_user,
     to_engine,
@@ -521,7 +522,7 @@ class Edge:
             return
         if req.method == "INVITE" and req.to.tag is None:
             host = self.local_host_toward(dest.host)
-            req = req.prepend_header(
+            req = show_caller(req, host).prepend_header(
                 "Record-Route",
                 record_route(host, self.config.port, self.tokens.encode(dest), dest.transport))
         self._forward(req, dest, incoming_branch=via.branch or "")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from ..sip import Header, Request, Response, SipParseError, SipUri, parse_uri
 from ..sip.digest_client import Challenge, authorization
+from ..sip.headers import quote
 from ..sip.uri import set_param
 from .transport import Source
 
@@ -218,6 +219,25 @@ def clean_caller_id(value: str | None) -> str | None:
     if not value or len(value) > 32 or not _CALLER_ID_CHARS.issuperset(value):
         return None
     return value
+
+
+CALLER_HEADER = "X-PBX-Caller"
+CALLER_NAME_HEADER = "X-PBX-Caller-Name"
+_MAX_NAME = 64
+
+
+def show_caller(req: Request, host: str) -> Request:
+    """An engine INVITE to a phone, its From naming the real caller (the engine's own From
+    says only `engine`): `X-PBX-Caller` as the user, `X-PBX-Caller-Name` as the display
+    name; the tag is kept, so the dialog is the same one. The X-PBX-* headers go."""
+    number = clean_caller_id(req.header(CALLER_HEADER))
+    if number is not None:
+        name = " ".join((req.header(CALLER_NAME_HEADER) or "").split())[:_MAX_NAME] or None
+        tag = req.from_.tag
+        uri = f"sip:{number}@{host}"
+        value = f"{quote(name)} {_with_tag(uri, tag)}" if name else _with_tag(uri, tag)
+        req = req.with_header("From", [value])
+    return strip_private(req)
 
 
 def _with_tag(uri: str, tag: str | None) -> str:

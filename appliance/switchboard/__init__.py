@@ -464,8 +464,9 @@ class Switchboard:
             if not contacts:
                 ring.codes.append(480)
                 call.failures.append(480)
+            shown = self._caller_shown(call)
             for uri in contacts:
-                await self._dial(call, ring, Ringing(leg, uri))
+                await self._dial(call, ring, Ringing(leg, uri), headers=shown)
         elif leg.kind in ("mobile", "external"):
             # The desk phone's own permissions apply to its outside calls; a call the box
             # forwards (a flow's outside number, a mobile) is the box's call.
@@ -485,8 +486,22 @@ class Switchboard:
             await self._dial(call, ring, Ringing(leg, leg.address))
         await self._ring_check(call, ring)
 
+    def _caller_shown(self, call: CallRecord) -> dict[str, str]:
+        """What a ringing desk phone shows: the caller's number and, for a colleague, name
+        (the edge puts them in the INVITE's From)."""
+        number = user_of(call.caller) or "anonymous"
+        headers = {"X-PBX-Caller": number}
+        owner = self.directory.owner_of(call.caller_device) if call.caller_device else None
+        employee = self.snapshot.employees.get(owner) if owner and self.snapshot else None
+        if owner:
+            headers["X-PBX-Caller"] = owner
+        if employee is not None:
+            headers["X-PBX-Caller-Name"] = employee.name
+        return headers
+
     async def _dial(self, call: CallRecord, ring: RingSet, ringing: Ringing,
-                    attempt: OutsideAttempt | None = None) -> None:
+                    attempt: OutsideAttempt | None = None,
+                    headers: dict[str, str] | None = None) -> None:
         """Dial one engine leg for the ring step."""
         call.dialled_legs += 1
         out = f"{call.call_id[:8]}-{call.dialled_legs}"
@@ -499,8 +514,8 @@ class Switchboard:
         ring.live[out] = ringing
         self._by_leg[out] = call.call_id
         try:
-            await self.engine.dial(ringing.uri, leg_id=out,
-                                   headers=dict(attempt.headers) if attempt else None)
+            sent = dict(attempt.headers) if attempt else dict(headers or {})
+            await self.engine.dial(ringing.uri, leg_id=out, headers=sent or None)
         except EngineError as exc:
             log.warning("call %s: dialling %s failed: %s", call.call_id, ringing.uri, exc)
             call.ringing.pop(out, None)

@@ -236,7 +236,7 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
             call = PhoneCall(phone, prm.callId, tone=phone.args.tone,
                              record=phone.args.record_dir is not None)
             phone.calls[call.cid] = call
-            emit({"event": "incoming", "id": call.cid})
+            emit({"event": "incoming", "id": call.cid, "remote": str(call.getInfo().remoteUri)})
             op = call_param()
             op.statusCode = phone.args.answer_code
             call.answer(op)
