@@ -227,3 +227,23 @@ def test_an_offline_colleague_is_reached_on_her_mobile_through_the_sim_line(
     route = json.loads(row[3])
     assert f"line:sim1/{MOBILE}" in route["rang"], route  # the mobile, through the SIM
     assert route["rang"] == [f"line:sim1/{MOBILE}"], route  # not the offline desk phone
+
+
+@pytest.mark.parametrize(("script", "code"), [({"busy": True}, 486),
+                                              ({"no_answer": True}, 480)])
+def test_a_busy_or_unanswered_mobile_gives_the_desk_phone_the_right_answer(
+        start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
+        tmp_path: Path, script: dict[str, bool], code: int) -> None:
+    start_box(OFFICE)
+    phone, _rec = ready_phone(settings, tmp_path, "101", "Kx7-desk-alpha")
+    try:
+        modem.script_number("+79161234567", answer_after=None, **script)
+        cid = phone.call(f"sip:89161234567@127.0.0.1:{settings.sip_port}")
+        ended = phone.wait(lambda e: e.get("id") == cid and e.get("state") == "DISCONNECTED",
+                           timeout=90)
+        assert ended["code"] == code, ended
+    finally:
+        phone.close()
+    [(direction, _caller, _dialled, disposition, line)] = records(settings)
+    assert (direction, line) == ("outbound", "sim1")  # the line it went out on
+    assert disposition == ("busy" if code == 486 else "no_answer")
