@@ -14,7 +14,9 @@ from appliance import settings as settings_mod
 from appliance.settings import Settings
 
 if TYPE_CHECKING:
+    from hw.modemsim import FakeModem
     from tests.support.harness import EngineProcess
+    from tests.support.scenarios import Phones
 
 # Ports are handed out sequentially from a range picked by pid, so blocks
 # never overlap within a run and parallel runs on one machine rarely collide;
@@ -67,6 +69,8 @@ def settings(tmp_path: Path, unix_dir: Path) -> Settings:
         # Boxes under test never touch the machine's firewall; tests/test_firewall.py
         # exercises nftables inside a network namespace of its own.
         firewall="off",
+        # Nor its modems: a box looks where the `modem` fixture links a simulated one.
+        modem_dir=tmp_path / "by-path",
     )
 
 
@@ -105,3 +109,33 @@ def start_box(settings: Settings, unix_dir: Path, tmp_path: Path
     yield start
     for engine in started:
         engine.close()
+
+
+@pytest.fixture
+def modem(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FakeModem]:
+    """A simulated modem (SIM_IMEI) on ptys, linked where the box looks for modems.
+
+    A Quectel unless the test names another profile (parametrize with indirect=True).
+    """
+    from hw.modemsim import FakeModem
+    from tests.support.scenarios import SIM_IMEI
+
+    profile = getattr(request, "param", "quectel-ec25")
+    sim = FakeModem(profile, imei=SIM_IMEI, links_dir=tmp_path / "by-path")
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def phones(settings: Settings, tmp_path: Path) -> Iterator[Phones]:
+    """Registered pjsua2 desk phones by extension (`phones.add(ext)`), closed at the end."""
+    from tests.support.scenarios import Phones
+
+    registry = Phones(settings, tmp_path)
+    try:
+        yield registry
+    finally:
+        registry.close()

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -44,7 +42,6 @@ from tests.support.tones import tone_presence
 
 pytestmark = pytest.mark.timeout(180)
 
-IMEI = "861234567890201"
 OPEN_ALWAYS = """
 schedules:
   - key: office
@@ -54,35 +51,15 @@ schedules:
 """
 
 
-@pytest.fixture
-def modem(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FakeModem]:
-    """sim1's modem: a Quectel unless the test names another profile."""
-    profile = getattr(request, "param", "quectel-ec25")
-    sim = FakeModem(profile, imei=IMEI, links_dir=tmp_path / "by-path")
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return replace(settings, modem_dir=tmp_path / "by-path")
 
 
-@pytest.fixture
-def phones(settings: Settings, tmp_path: Path) -> Iterator[Phones]:
-    registry = Phones(settings, tmp_path)
-    try:
-        yield registry
-    finally:
-        registry.close()
 
 
 def boot(start_box: Callable[..., EngineProcess], settings: Settings, body: str) -> None:
     write_prompts(settings)
-    start_box(office(body, imei=IMEI))
+    start_box(office(body))
 
 
 def test_a_greeting_then_sales_all_at_once_first_answer_wins(

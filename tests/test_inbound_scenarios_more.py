@@ -19,7 +19,6 @@ import sqlite3
 import time
 import wave
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,7 +57,6 @@ def wav_seconds_of(path: Path) -> float:
 
 pytestmark = pytest.mark.timeout(240)
 
-IMEI = "861234567890301"
 IMEI2 = "861234567890302"
 DUTY_MOBILE = "+79161230105"
 ANNA_MOBILE = "+79161230101"
@@ -71,28 +69,10 @@ schedules:
 """
 
 
-@pytest.fixture
-def modem(tmp_path: Path) -> Iterator[FakeModem]:
-    sim = FakeModem("quectel-ec25", imei=IMEI, links_dir=tmp_path / "by-path")
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return replace(settings, modem_dir=tmp_path / "by-path")
 
 
-@pytest.fixture
-def phones(settings: Settings, tmp_path: Path) -> Iterator[Phones]:
-    registry = Phones(settings, tmp_path)
-    try:
-        yield registry
-    finally:
-        registry.close()
 
 
 @pytest.fixture
@@ -140,7 +120,7 @@ forwarding_chains:
     final: {{voicemail: sales}}
 voicemail_boxes:
   - {{key: sales, name: Sales, greeting: vm-greeting, email: [sales@office.test]}}
-""", imei=IMEI, smtp_port=smtp.port))
+""", smtp_port=smtp.port))
     anna = phones.add("101", "--answer-code", "180")
     boris = phones.add("102", "--answer-code", "180")
     lines_ready(settings)
@@ -193,7 +173,7 @@ flows:
       - {{when: closed, greeting: closed, to: {{voicemail: general}}}}
 voicemail_boxes:
   - {{key: general, name: General, owner: "101"}}
-""", imei=IMEI))
+"""))
     anna = phones.add("101")
     lines_ready(settings)
     idx = modem.ring(CUSTOMER)
@@ -244,7 +224,7 @@ voicemail_boxes:
   - {{key: general, name: General}}
 outbound_routes:
   - {{key: mobiles, pattern: "+79XXXXXXXXX", route_class: mobile, lines: [sim2]}}
-""", imei=IMEI, extra_lines=f"  - {{key: sim2, kind: sim, imei: \"{IMEI2}\"}}\n"))
+""", extra_lines=f"  - {{key: sim2, kind: sim, imei: \"{IMEI2}\"}}\n"))
         lines_ready(settings, ("sim1", "sim2"))
         modem.audio.tone(600, dbfs=-12)
         idx = modem.ring(CUSTOMER)
@@ -279,7 +259,7 @@ repeat_caller:
   sources: [call_history]
   exceptions: ["105"]
   answer_timeout: 10
-""", imei=IMEI))
+"""))
     ring = {ext: phones.add(ext, "--answer-code", "180", "--tone", "1000")
             for ext in ("101", "102", "105")}
     vera = phones.add("103")
@@ -342,7 +322,7 @@ departments:
      timeout: 30}
 outbound_routes:
   - {key: mobiles, pattern: "+79XXXXXXXXX", route_class: mobile, lines: [sim1]}
-""", imei=IMEI, employees=employees))
+""", employees=employees))
     anna = phones.add("101", "--answer-code", "180")
     gleb = phones.add("104", "--tone", "1000")
     lines_ready(settings)
@@ -384,7 +364,7 @@ def test_a_greeting_recorded_from_a_phone_is_what_callers_hear(
     start_box(office("""
 voicemail_boxes:
   - {key: anna, name: Anna, owner: "101", extension: "555"}
-""", imei=IMEI))
+"""))
     anna = phones.add("101", "--tone", "1300")
     gleb = phones.add("104", "--tone", "400")
     cid = anna.call(f"sip:*96@127.0.0.1:{settings.sip_port}")

@@ -13,8 +13,7 @@ import json
 import sqlite3
 import time
 import wave
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,13 @@ from appliance.settings import Settings
 from hw.modemsim import FakeModem
 from tests.support.gsmcall import floats
 from tests.support.harness import EngineProcess, PhoneProcess, pbx
+from tests.support.scenarios import SIM_IMEI
 from tests.support.tones import read_wav, tone_presence
 from tests.test_edge_calls import desk_phone, registered
 
 pytestmark = pytest.mark.timeout(180)
 
 RATE = 8000
-IMEI = "861234567890123"
 CUSTOMER = "+79161112233"
 MOBILE = "+79161230000"  # Anna's own mobile
 OFFICE = f"""\
@@ -46,7 +45,7 @@ employees:
     name: Boris
     devices: [{{username: "102", password: "Kx7-desk-bravo"}}]
 lines:
-  - {{key: sim1, kind: sim, imei: "{IMEI}"}}
+  - {{key: sim1, kind: sim, imei: "{SIM_IMEI}"}}
 numbers:
   - {{number: "+79000000001", line: sim1, flow: main}}
 flows:
@@ -60,23 +59,8 @@ outbound_routes:
 PROFILES = ["quectel-ec25", "simcom-7600", "huawei-e1550"]
 
 
-@pytest.fixture
-def modem(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FakeModem]:
-    """A modem on ptys (a Quectel unless the test names another profile), linked in a
-    directory that plays /dev/serial/by-path."""
-    profile = getattr(request, "param", "quectel-ec25")
-    sim = FakeModem(profile, imei=IMEI, links_dir=tmp_path / "by-path")
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    """The box looks for modems where the simulated one is linked."""
-    return replace(settings, modem_dir=tmp_path / "by-path")
 
 
 def line_ready(settings: Settings, timeout: float = 30.0) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tests.test_edge_calls import desk_phone, registered
 
 RATE = 8000
 CUSTOMER = "+79161112233"
+SIM_IMEI = "861234567890201"  # the `modem` fixture's, and sim1's in `office()`
 SIM1_NUMBER = "+79000000001"
 # The admin's prompts are tones, so that what a caller heard can be told apart.
 PROMPT_TONES = {"welcome": 700, "closed": 1100, "menu-main": 900, "vm-greeting": 1300}
@@ -46,7 +47,7 @@ employees:
 """
 
 
-def office(body: str, *, imei: str, smtp_port: int | None = None,
+def office(body: str, *, imei: str = SIM_IMEI, smtp_port: int | None = None,
            extra_lines: str = "", employees: str = EMPLOYEES) -> str:
     """A configuration: box, prompts, the five employees, sim1 and `body` (flows...)."""
     smtp = ""
