@@ -252,3 +252,47 @@ def test_remote_dtmf_in_band_and_urc(profile: str, enable: str | None, urc: str 
                 assert not [ln for ln in at.drain() if "DTMF" in ln or "TONEDET" in ln]
         finally:
             os.close(fd)
+
+
+@pytest.mark.parametrize(("profile", "quote"), [
+    ("quectel-ec25", '"'), ("simcom-7600", ""), ("huawei-e1550", "")])
+def test_ceer_reports_the_last_release(profile: str, quote: str) -> None:
+    with sim_session(profile) as (sim, at):
+        # Nothing has ended since power-up.
+        assert at.command("AT+CEER") == [
+            f"+CEER: {quote}No cause information available{quote}", "OK"]
+        assert at.command("AT+CEER=?") == ["OK"]
+        sim.script_number("+79009998877", fail_cause=34)
+        assert at.command("ATD+79009998877;") == ["OK"]
+        at.wait_line("^NO CARRIER$", timeout=3)
+        assert at.command("AT+CEER") == [
+            f"+CEER: {quote}No circuit/channel available{quote}", "OK"]
+        sim.script_number("+79009998866", busy=True)
+        assert at.command("ATD+79009998866;") == ["OK"]
+        at.wait_line("^BUSY$", timeout=3)
+        assert at.command("AT+CEER") == [f"+CEER: {quote}User busy{quote}", "OK"]
+
+
+def test_ceer_quectel_numeric_form_and_a_released_call() -> None:
+    with sim_session("quectel-ec25") as (sim, at):
+        sim.ceer_numeric()
+        assert at.command("AT+CEER") == ['+CEER: "No report available"', "OK"]
+        sim.script_number("+79009998877", fail_cause=42)
+        assert at.command("ATD+79009998877;") == ["OK"]
+        at.wait_line("^NO CARRIER$", timeout=3)
+        assert at.command("AT+CEER") == [
+            '+CEER: "CC setup error",42,"Switching equipment congestion"', "OK"]
+        sim.script_number("100", answer_after=None)
+        assert at.command("ATD100;") == ["OK"]
+        sim.remote_answer(sim.calls()[0].idx)
+        assert at.command("AT+CHUP") == ["OK"]
+        assert at.command("AT+CEER") == [
+            '+CEER: "CC release",16,"Normal call clearing"', "OK"]
+
+
+def test_ceer_unsupported_by_the_firmware() -> None:
+    with sim_session("simcom-7600") as (sim, at):
+        sim.unsupported("+CEER")
+        assert at.command("AT+CEER") == ["ERROR"]
+        sim.unsupported("+CEER", on=False)
+        assert at.command("AT+CEER")[-1] == "OK"

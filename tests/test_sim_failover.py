@@ -1,11 +1,11 @@
 """Outbound failover between two real SIM lines: `pbx run` with two simulated modems (a
-Huawei and a SIMCom), a pjsua2 desk phone dialling a mobile number.
+Huawei or a Quectel first, a SIMCom second), a pjsua2 desk phone dialling a mobile number.
 
-The first line fails the call (the network has no circuit, cause 34 in the Huawei's ^CEND):
-the box dials the same number on the second line and the call goes through with audio.
-Then the first SIM loses the network: its line goes down and the next call goes straight
-to the second line. (Quectel and SIMCom say only NO CARRIER; their cause would need
-AT+CEER, which the driver does not ask yet, so a failed dial there ends the call as 480.)
+The first line fails the call (the network has no circuit, cause 34): the Huawei says so in
+its ^CEND, the Quectel says only NO CARRIER and the line asks AT+CEER for the cause. Either
+way the dial ends as 503 and the box dials the same number on the second line, where the
+call goes through with audio. Then the first SIM loses the network: its line goes down and
+the next call goes straight to the second line.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
     return replace(settings, modem_dir=tmp_path / "by-path")
 
 
-@pytest.fixture
-def modems(tmp_path: Path) -> Iterator[tuple[FakeModem, FakeModem]]:
-    first = FakeModem("huawei-e1550", imei=IMEI1, links_dir=tmp_path / "by-path").start()
+@pytest.fixture(params=["huawei-e1550", "quectel-ec25"])
+def modems(request: pytest.FixtureRequest,
+           tmp_path: Path) -> Iterator[tuple[FakeModem, FakeModem]]:
+    first = FakeModem(request.param, imei=IMEI1, links_dir=tmp_path / "by-path").start()
     second = FakeModem("simcom-7600", imei=IMEI2, links_dir=tmp_path / "by-path").start()
     try:
         yield first, second
@@ -88,6 +89,9 @@ outbound_routes:
         [first] = wait_records(settings, 1)
         assert first["route"]["rang"] == [f"line:sim1/{MOBILE}", f"line:sim2/{MOBILE}"]
         assert first["disposition"] == "answered"
+        # Only the modem without a cause in its own reports was asked for one.
+        asked = [e for e in sim1.log if e.kind == "rx" and e.data.strip() == b"AT+CEER"]
+        assert len(asked) == (0 if sim1.profile.family == "huawei" else 1)
 
         # The first SIM loses the network: its line is down, and not even tried.
         sim1.script_number(MOBILE, answer_after=0.5)

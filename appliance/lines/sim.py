@@ -50,7 +50,16 @@ from .base import (
 )
 from .context import LineContext
 from .discovery import LineWish, ModemPort
-from .simcall import Caller, Gone, Seen, SimCall, merge, observe
+from .simcall import (
+    Caller,
+    Gone,
+    Seen,
+    SimCall,
+    merge,
+    observe,
+    release_cause,
+    wants_release_cause,
+)
 from .simsms import SmsWorker
 from .simussd import UssdResult
 
@@ -649,8 +658,8 @@ class SimLine:
             self._spawn(self._finish_later(call), "end")
 
     async def _finish_later(self, call: SimCall) -> None:
-        """A report said "gone" without why: wait for BUSY & co, and ask +CLCC to be sure
-        (a bare NO CARRIER may belong to a waiting call the network dropped)."""
+        """A report said "gone" without why: wait for BUSY & co, ask +CLCC to be sure (a bare
+        NO CARRIER may belong to a waiting call the network dropped), then AT+CEER for why."""
         await asyncio.sleep(self.ctx.timers.end_grace_s)
         call.end_scheduled = False
         if call.ended:
@@ -664,6 +673,12 @@ class SimLine:
                     i.index == call.index and not i.ended for i in resp.all(CallInfo)):
                 call.pending_end = None  # still there
                 return
+        gone = call.pending_end or Gone()
+        if wants_release_cause(gone, was_active=call.was_active, outgoing=call.outgoing,
+                               local=call.local_end):
+            cause = await release_cause(self.command)
+            if cause is not None and not call.ended:
+                call.pending_end = merge(call.pending_end or gone, Gone(cause=cause))
         self._finish(call)
 
     def _finish(self, call: SimCall) -> None:

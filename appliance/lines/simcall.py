@@ -3,11 +3,14 @@
 Families tell the same story differently (Huawei ^ORIG/^CONF/^CONN/^CEND, Quectel +QIND
 "ccinfo", SIMCom pushed +CLCC and VOICE CALL, everybody RING/+CLIP/NO CARRIER/BUSY). `observe`
 turns each report into one `Observation`; `outcome_for` decides how a call ended. A report
-that says "gone" without saying why waits briefly for a BUSY or a cause (`decisive`).
+that says "gone" without saying why waits briefly for a BUSY or a cause (`decisive`); an
+outgoing call that still has no cause then asks the modem (AT+CEER, `release_cause`), since
+Quectel and SIMCom say only NO CARRIER where Huawei's ^CEND carries the cause.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -24,11 +27,17 @@ from hw.modem.calls import (
     Ring,
     Urc,
 )
+from hw.modem.ceer import CeerParseError, parse_ceer_lines
+from hw.modem.commands import AtError, Response
 from hw.modem.results import FinalKind
 
 from .base import LineCall, LineCallState, Outcome
 
-# Q.850 causes (from ^CEND or a scripted release) that say why a call failed.
+log = logging.getLogger(__name__)
+
+# A modem answers AT+CEER at once; the switchboard waits for the call's end meanwhile.
+CEER_TIMEOUT_S = 1.0
+# Q.850 causes (from ^CEND, AT+CEER or a scripted release) that say why a call failed.
 CAUSE_OUTCOMES: dict[int, Outcome] = {
     1: Outcome.UNREACHABLE, 3: Outcome.UNREACHABLE, 17: Outcome.BUSY, 18: Outcome.NO_ANSWER,
     19: Outcome.NO_ANSWER, 20: Outcome.UNREACHABLE, 21: Outcome.REJECTED,
@@ -136,6 +145,32 @@ def merge(first: Gone, later: Gone) -> Gone:
                 first.result or later.result,
                 first.cause if first.cause is not None else later.cause,
                 first.missed and later.missed)
+
+
+def wants_release_cause(gone: Gone, *, was_active: bool, outgoing: bool, local: bool) -> bool:
+    """True when an outgoing call failed and its reports never said why (plain NO CARRIER)."""
+    return (outgoing and not was_active and not local and gone.cause is None
+            and gone.result in (None, FinalKind.NO_CARRIER))
+
+
+Command = Callable[[str, float], Awaitable[Response]]
+
+
+async def release_cause(command: Command, timeout: float = CEER_TIMEOUT_S) -> int | None:
+    """The cause of the last release as AT+CEER tells it (None: error, timeout, no cause)."""
+    try:
+        resp = await command("AT+CEER", timeout)
+    except AtError as exc:
+        log.info("AT+CEER went unanswered (%s); the call ends without a cause", exc)
+        return None
+    if not resp.ok:
+        return None  # firmware without +CEER: today's outcome stands
+    try:
+        report = parse_ceer_lines(resp.lines)
+    except CeerParseError as exc:
+        log.info("AT+CEER: %s", exc)
+        return None
+    return report.cause
 
 
 Action = Callable[["SimCall"], Awaitable[None]]

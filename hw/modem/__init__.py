@@ -8,6 +8,7 @@
 * profiles: Quectel EC25, SIMCom SIM7600, Huawei E1550 as data; `identify(cgmi, cgmm)`.
 * state: `ModemState` and the pure `apply(state, event)`.
 * ussd: request encoding and reply decoding; balance: `parse_balance(text)`.
+* ceer: `parse_ceer(line)`, the +CEER release report (the cause of a failed call).
 """
 
 from __future__ import annotations

@@ -28,6 +28,17 @@ DTMF_DIGITS = "0123456789*#ABCD"
 # ^DSCI numbers its states differently from +CLCC (Quectel AT manual, AT^DSCI).
 DSCI_STAT = {ACTIVE: 3, HELD: 1, DIALING: 2, ALERTING: 7, INCOMING: 4, WAITING: 5}
 CAUSE_NORMAL, CAUSE_BUSY, CAUSE_NO_ANSWER, CAUSE_TEMPORARY = 16, 17, 19, 41
+# What AT+CEER prints for a cause (3GPP TS 24.008 annex H names; the rest by number).
+CEER_TEXTS = {
+    1: "Unassigned (unallocated) number", 3: "No route to destination",
+    16: "Normal call clearing", 17: "User busy", 18: "No user responding",
+    19: "User alerting, no answer", 21: "Call rejected", 27: "Destination out of order",
+    28: "Invalid number format (incomplete number)", 31: "Normal, unspecified",
+    34: "No circuit/channel available", 38: "Network out of order", 41: "Temporary failure",
+    42: "Switching equipment congestion", 47: "Resources unavailable, unspecified",
+    127: "Interworking, unspecified",
+}
+CEER_NONE = "No cause information available"
 
 
 @dataclass
@@ -73,6 +84,10 @@ class Calls:
         self.calls: dict[int, Call] = {}
         self.scripts: dict[str, Script] = {}
         self.dtmf_sent: list[tuple[int, str]] = []
+        # The last release (cause, whether the call had connected) for AT+CEER.
+        self.last_release: tuple[int, bool] | None = None
+        # Quectel firmware that reports "<category>",<cause>,"<text>" instead of the text.
+        self.ceer_numeric = False
 
     # -- queries ---------------------------------------------------------------------
 
@@ -148,6 +163,7 @@ class Calls:
             return
         call.cancel_timers()
         del self.calls[call.idx]
+        self.last_release = (cause, call.connected_at is not None)
         m = self.modem
         duration = int(time.monotonic() - call.connected_at) if call.connected_at else 0
         self._state_urcs(call, None)
@@ -244,6 +260,7 @@ class Calls:
         for call in self.calls.values():
             call.cancel_timers()
         self.calls.clear()
+        self.last_release = None
 
     # -- scripts -------------------------------------------------------------------------
 
@@ -285,6 +302,7 @@ class Calls:
             "D": self._dial, "A": self._answer, "H": self._hangup, "+CHUP": self._hangup,
             "+CLCC": self._clcc, "+CLIP": self._clip, "+CRC": self._crc, "+CHLD": self._chld,
             "+VTS": self._vts, "+VTD": self._vtd, "+CCWA": self._ccwa, "+CLIR": self._clir,
+            "+CEER": self._ceer,
         }
         family = self.modem.profile.family
         if family == HUAWEI:
@@ -452,6 +470,29 @@ class Calls:
             return ["+VTD: (0-255)"]
         self.modem.cfg.vtd = cmd.int_param(0, 1)
         return None
+
+    def _ceer(self, cmd: Command) -> list[str] | None:
+        """The last release in the family's words: Quectel quotes the text (or, numeric,
+        category, cause and text), SIMCom and Huawei print it bare."""
+        if cmd.op == "=?":
+            return None
+        if cmd.op:
+            raise CmeError(4)
+        family = self.modem.profile.family
+        if self.last_release is None:
+            text = CEER_NONE
+            if family == QUECTEL:
+                return ['+CEER: "No report available"' if self.ceer_numeric
+                        else f'+CEER: "{text}"']
+            return [f"+CEER: {text}"]
+        cause, connected = self.last_release
+        text = CEER_TEXTS.get(cause, f"Cause {cause}")
+        if family == QUECTEL:
+            if self.ceer_numeric:
+                category = "CC release" if connected else "CC setup error"
+                return [f'+CEER: "{category}",{cause},"{text}"']
+            return [f'+CEER: "{text}"']
+        return [f"+CEER: {text}"]
 
     def _huawei_dtmf(self, cmd: Command) -> None:
         idx, digit = cmd.int_param(0), cmd.param(1)

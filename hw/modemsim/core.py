@@ -449,7 +449,7 @@ class Modem:
         return lines, "OK", delay
 
     def _dispatch(self, cmd: Command) -> Reply | list[str] | None:
-        handler = self._commands.get(cmd.name)
+        handler = None if cmd.name in self.faults.unsupported else self._commands.get(cmd.name)
         if handler is None and re.fullmatch(r"S\d+", cmd.name):
             return ["000"] if cmd.op == "?" else None
         if handler is None:

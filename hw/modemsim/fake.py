@@ -243,6 +243,20 @@ class FakeModem:
         """Put URCs between a reply's lines and its final result."""
         self._m.call(lambda: setattr(self._m.faults, "urc_inside_response", on))
 
+    def unsupported(self, command: str, on: bool = True) -> None:
+        """Answer command ("+CEER") as one this firmware does not know."""
+        def apply() -> None:
+            if on:
+                self._m.faults.unsupported.add(command.upper())
+            else:
+                self._m.faults.unsupported.discard(command.upper())
+
+        self._m.call(apply)
+
+    def ceer_numeric(self, on: bool = True) -> None:
+        """Quectel: AT+CEER answers "<category>",<cause>,"<text>" rather than the text."""
+        self._m.call(lambda: setattr(self._m.calls, "ceer_numeric", on))
+
     def set_response_delay(self, seconds: float, command: str | None = None) -> None:
         """Delay before replies (modem seconds), for all commands or one ("+CSQ", "D")."""
         def apply() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -20,6 +20,8 @@ class Faults:
     # Put URCs (the signal URC at least) between a reply's lines and its final result,
     # as the E3372 does with ^RSSI inside the +CSQ reply (wdoekes#143).
     urc_inside_response: bool = False
+    # Commands this firmware lacks ("+CEER"): answered as unknown commands are.
+    unsupported: set[str] = field(default_factory=set)
 
     def answered(self) -> None:
         """Count one answered command line toward freeze_after."""
