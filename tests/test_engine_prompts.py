@@ -77,6 +77,7 @@ async def test_prompts_play_once_in_order_and_the_caller_is_recorded(tmp_path: P
             # A prompt replaced before its end gives no event of its own.
             await engine.play_prompt(leg, [str(tmp_path / "a.wav")], replaced)
             await engine.play_prompt(leg, [str(tmp_path / "b.wav")], last)
+            await engine.silence(leg, replaced)  # a late stop of the old one: ignored
             assert await next_of(events, PromptEvent, leg=leg) == PromptEvent(leg, last)
 
             message = tmp_path / "message.wav"

@@ -76,9 +76,6 @@ class Phones(Directory):
     def owner_of(self, device: str) -> str | None:
         return device if device in self.table else None
 
-    def same_group(self, a: str, b: str) -> bool:
-        return False
-
 
 def make(outside: Outside | None = None) -> tuple[Switchboard, FakeEngine, Log]:
     engine = FakeEngine()

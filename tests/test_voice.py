@@ -94,9 +94,10 @@ class VoiceEngine(FakeEngine):
         for digit in digits:
             self.handler(DtmfEvent(CALLER_LEG, digit))
 
-    async def silence(self, leg: str) -> None:
+    async def silence(self, leg: str, play_id: int | None = None) -> None:
         self.commands.append(("silence", leg))
-        self.current = None
+        if self.current is not None and play_id in (None, self.current[1]):
+            self.current = None
 
     async def play(self, leg: str, source: str) -> None:
         self.commands.append(("play", leg, source))

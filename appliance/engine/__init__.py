@@ -243,9 +243,13 @@ class Engine:
         """
         await self.run("play_prompt", leg, list(paths), play_id)
 
-    async def silence(self, leg: str) -> None:
-        """Let a leg that is in no bridge hear nothing (ends a prompt or a tone)."""
-        await self.run("silence", leg)
+    async def silence(self, leg: str, play_id: int | None = None) -> None:
+        """Let a leg that is in no bridge hear nothing (ends a prompt or a tone).
+
+        With play_id, only if that prompt is still what the leg hears: a stop sent late
+        never cuts the prompt that followed.
+        """
+        await self.run("silence", leg, play_id)
 
     async def record(self, leg: str, path: str) -> None:
         """Record what a leg says (a voice message) into a WAV file."""

@@ -498,8 +498,13 @@ class Owner(threading.Thread):
         self._prompt_queue.pop(leg_id, None)
         self.emit(PromptEvent(leg_id, play_id))
 
-    def silence(self, leg_id: str) -> None:
-        """Stop what a leg hears alone (a prompt, music, ringback); idempotent."""
+    def silence(self, leg_id: str, play_id: int | None = None) -> None:
+        """Stop what a leg hears alone (a prompt, music, ringback); idempotent.
+
+        With play_id, only while that prompt is the one playing.
+        """
+        if play_id is not None and self.bridges.prompt_playing(leg_id) != play_id:
+            return
         leg = self._legs.get(leg_id) or self._ports.get(leg_id)
         if leg is not None:
             self.bridges.silence(leg)

@@ -148,7 +148,6 @@ class Switchboard:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    _spawn = spawn
 
     def now(self) -> datetime:
         """The switchboard's clock."""
@@ -171,7 +170,7 @@ class Switchboard:
                 return
             if event.leg_id != call.inbound_leg:
                 if isinstance(event, DtmfEvent) and call.ring is not None:
-                    self._spawn(self.voice.confirm_digit(call, call.ring, event.leg_id,
+                    self.spawn(self.voice.confirm_digit(call, call.ring, event.leg_id,
                                                          event.digit))
                 return
             if isinstance(event, PromptEvent):
@@ -201,7 +200,7 @@ class Switchboard:
             if leg.state is LegState.INCOMING:
                 # Claim the leg now: pjsua2 reports INCOMING more than once.
                 self._by_leg[leg.leg_id] = ""
-                self._spawn(self._inbound(leg))
+                self.spawn(self._inbound(leg))
             return
         if not call_id:
             return  # still being set up by _inbound
@@ -209,13 +208,13 @@ class Switchboard:
         if call is None:
             return
         if leg.leg_id == call.inbound_leg:
-            self._spawn(self._inbound_changed(call, leg))
+            self.spawn(self._inbound_changed(call, leg))
         else:
-            self._spawn(self._outbound_changed(call, leg))
+            self.spawn(self._outbound_changed(call, leg))
 
     async def _inbound(self, leg: LegInfo) -> None:
         if not self.accepting:
-            await self._safe_hangup(leg.leg_id, 503, "Shutting down")
+            await self.safe_hangup(leg.leg_id, 503, "Shutting down")
             return
         feature = features.parse(leg.request_user)
         if feature is not None and feature.feature.is_pickup:
@@ -334,7 +333,7 @@ class Switchboard:
         if call.plan is None or call.call_id not in self._calls:
             return
         call.plan = routing.next_step(call.plan, event)
-        self._spawn(self._advance(call))
+        self.spawn(self._advance(call))
 
     def settle(self, call: CallRecord, event: Event) -> None:
         """A terminal step ended with `event` (the outcome is written, nothing follows)."""
@@ -440,7 +439,7 @@ class Switchboard:
             # The box answered already (a menu, a greeting): a 180 cannot ring any more.
             await self._safe(self.engine.play(call.inbound_leg, "ringback"))
         ring.timers.append(loop.call_later(
-            step.timeout, lambda: self._spawn(self._ring_timeout(call, ring))))
+            step.timeout, lambda: self.spawn(self._ring_timeout(call, ring))))
         for leg in list(ring.pending):
             if leg.start <= 0:
                 await self._start_leg(call, ring, leg)
@@ -449,7 +448,7 @@ class Switchboard:
         await self._ring_check(call, ring)
 
     def _start_later(self, call: CallRecord, ring: RingSet, leg: Leg) -> None:
-        self._spawn(self._start_leg(call, ring, leg))
+        self.spawn(self._start_leg(call, ring, leg))
 
     async def _start_leg(self, call: CallRecord, ring: RingSet, leg: Leg) -> None:
         if call.ring is not ring or call.answered_leg is not None or not ring.take(leg):
@@ -458,7 +457,7 @@ class Switchboard:
         if leg.stop < ring.step.timeout:
             ring.timers.append(loop.call_later(
                 max(0.0, ring.started + leg.stop - loop.time()),
-                lambda: self._spawn(self._stop_leg(call, ring, leg))))
+                lambda: self.spawn(self._stop_leg(call, ring, leg))))
         if leg.kind == "extension":
             contacts = self.directory.contacts(leg.address) or []
             if not contacts:
@@ -533,7 +532,7 @@ class Switchboard:
             ring.live.pop(out, None)
             call.ringing.pop(out, None)
             self._by_leg.pop(out, None)
-            await self._safe_hangup(out)
+            await self.safe_hangup(out)
         await self._ring_check(call, ring)
 
     async def _ring_check(self, call: CallRecord, ring: RingSet) -> None:
@@ -556,7 +555,7 @@ class Switchboard:
         """The ring step ended unanswered: stop what still rings, take the plan's next step."""
         self._end_ring(call)
         for out in list(ring.live):
-            await self._safe_hangup(out)
+            await self.safe_hangup(out)
         if call.plan is not None:
             call.plan = routing.next_step(call.plan, event)
         await self._advance(call)
@@ -603,7 +602,7 @@ class Switchboard:
             call.plan = routing.next_step(call.plan, CallerHungUp())
         self._finish(call)
         for out in others:
-            await self._safe_hangup(out)
+            await self.safe_hangup(out)
 
     async def _outbound_changed(self, call: CallRecord, leg: LegInfo) -> None:
         ring = call.ring
@@ -618,7 +617,7 @@ class Switchboard:
         if leg.state is LegState.CONFIRMED and leg.leg_id != call.answered_leg:
             # Answered in the same instant as another phone or a pickup: too late.
             self._by_leg.pop(leg.leg_id, None)
-            await self._safe_hangup(leg.leg_id)
+            await self.safe_hangup(leg.leg_id)
             return
         await self._outbound_ended(call, ring, leg)
 
@@ -630,7 +629,7 @@ class Switchboard:
         self._by_leg.pop(leg_id, None)
         ring.codes.append(code)
         call.failures.append(code)
-        await self._safe_hangup(leg_id)
+        await self.safe_hangup(leg_id)
         await self._ring_check(call, ring)
 
     async def take(self, call: CallRecord, ring: RingSet, leg_id: str) -> None:
@@ -650,7 +649,7 @@ class Switchboard:
         if call.plan is not None:
             call.plan = routing.next_step(call.plan, Answered(who))
         for out in others:
-            await self._safe_hangup(out)
+            await self.safe_hangup(out)
         call.ringing.clear()
         if not call.connected:
             await self._safe(self.engine.answer(call.inbound_leg, 200))
@@ -667,7 +666,7 @@ class Switchboard:
                 call.disposition = Disposition.ANSWERED
                 call.hangup_side = "callee" if leg.hangup_side == "remote" else "system"
                 call.sip_code = 200
-            await self._safe_hangup(call.inbound_leg)
+            await self.safe_hangup(call.inbound_leg)
             return
         if leg.leg_id in call.ringing:
             call.ringing.pop(leg.leg_id)
@@ -697,7 +696,7 @@ class Switchboard:
         call.sip_code = code
         call.hangup_side = "system"
         self._end_ring(call)
-        await self._safe_hangup(call.inbound_leg, code)
+        await self.safe_hangup(call.inbound_leg, code)
 
     def _finish(self, call: CallRecord) -> None:
         if self._calls.pop(call.call_id, None) is None:
@@ -725,17 +724,16 @@ class Switchboard:
                                     else Disposition.INTERRUPTED)
                 call.hangup_side = "system"
             for out in list(call.ringing):
-                await self._safe_hangup(out)
+                await self.safe_hangup(out)
             if call.answered_leg:
-                await self._safe_hangup(call.answered_leg)
-            await self._safe_hangup(call.inbound_leg, 503)
+                await self.safe_hangup(call.answered_leg)
+            await self.safe_hangup(call.inbound_leg, 503)
             self._finish(call)
 
     async def safe_hangup(self, leg_id: str, code: int = 0, reason: str = "") -> None:
         """Hang a leg up, whether or not it is still there."""
         await self._safe(self.engine.hangup(leg_id, code, reason))
 
-    _safe_hangup = safe_hangup
 
     async def _safe(self, aw: Awaitable[None]) -> None:
         try:

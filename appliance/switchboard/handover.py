@@ -43,13 +43,13 @@ class Handovers:
         picker = self.board.directory.owner_of(leg.headers.get("x-pbx-device", ""))
         if picker is None:
             self.board._by_leg.pop(leg.leg_id, None)
-            await self.board._safe_hangup(leg.leg_id, 403, "Pickup is for desk phones")
+            await self.board.safe_hangup(leg.leg_id, 403, "Pickup is for desk phones")
             return
         call = self.ringing_call(picker, feature)
         if call is None:
             log.info("pickup by %s (%s): nothing ringing", picker, feature.feature.value)
             self.board._by_leg.pop(leg.leg_id, None)
-            await self.board._safe_hangup(leg.leg_id, 404, "Nothing to pick up")
+            await self.board.safe_hangup(leg.leg_id, 404, "Nothing to pick up")
             return
         log.info("call %s to %s picked up by %s", call.call_id, call.dialled, picker)
         self.board._by_leg[leg.leg_id] = call.call_id
@@ -65,7 +65,7 @@ class Handovers:
         if call.plan is not None:
             call.plan = routing.next_step(call.plan, Answered(picker))
         for out in ringing:
-            await self.board._safe_hangup(out)
+            await self.board.safe_hangup(out)
         await self.board._safe(self.board.engine.answer(leg.leg_id, 200))
         await self.board._safe(self.board.engine.answer(call.inbound_leg, 200))
         await self.board._safe(self.board.engine.bridge(call.inbound_leg, leg.leg_id,
@@ -77,7 +77,7 @@ class Handovers:
         call = self.board._calls.get(self.board._by_leg.get(event.transferor) or "")
         if call is None or call.answered_leg is None:
             log.warning("transfer from leg %s outside an answered call", event.transferor)
-            self.board._spawn(self.board._safe_hangup(event.new_leg))
+            self.board.spawn(self.board.safe_hangup(event.new_leg))
             return
         by_callee = event.transferor == call.answered_leg
         transferee = call.inbound_leg if by_callee else call.answered_leg
@@ -105,7 +105,7 @@ class Handovers:
             self.board._transfers[leg_id] = transfer
         log.info("call %s: %s transfers %s to %s", call.call_id, event.transferor,
                  transferee, event.target)
-        self.board._spawn(self.board._safe(self.board.engine.play(transferee, "ringback")))
+        self.board.spawn(self.board._safe(self.board.engine.play(transferee, "ringback")))
 
     def transfer_changed(self, transfer: Transfer, leg: LegInfo) -> None:
         if leg.leg_id == transfer.target_leg and leg.sip_call_id:
@@ -117,9 +117,9 @@ class Handovers:
                 self.board.presence.ended(transfer.presence_id)
         for action in actions:
             if isinstance(action, Bridge):
-                self.board._spawn(self.board._safe(self.board.engine.bridge(action.a, action.b)))
+                self.board.spawn(self.board._safe(self.board.engine.bridge(action.a, action.b)))
             else:
-                self.board._spawn(self.board._safe_hangup(action.leg))
+                self.board.spawn(self.board.safe_hangup(action.leg))
 
     def replaced(self, event: ReplacedEvent) -> None:
         """An attended transfer's INVITE with Replaces took over a leg of a call."""

@@ -156,7 +156,7 @@ class Services:
                     get.cancel()
                     continue
                 key = get.result()
-                await self.board.voice.stop_prompt(call)
+                self.board.voice.cut_prompt(call)
                 ended.set()
             if key == "#" and hash_ends:
                 return digits

@@ -162,16 +162,6 @@ class Voice:
         log.warning("call %s: prompt %d never ended; going on", call.call_id, play_id)
         self.prompt_ended(call, play_id)
 
-    async def stop_prompt(self, call: CallRecord) -> None:
-        """Cut the prompt short (the caller pressed a key)."""
-        if call.playing is None:
-            return
-        call.playing = None
-        call.after_prompt = None
-        self.disarm(call)
-        with contextlib.suppress(EngineError):
-            await self.board.engine.silence(call.inbound_leg)
-
     def arm(self, call: CallRecord, seconds: float,
             then: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `then` after `seconds` unless the call moves on first (one timer per call)."""
@@ -266,16 +256,18 @@ class Voice:
 
     def cut_prompt(self, call: CallRecord) -> None:
         """Stop the prompt now (the caller pressed a key); the engine is told in a task."""
-        if call.playing is None:
+        play_id = call.playing
+        if play_id is None:
             return
         call.playing = None
         call.after_prompt = None
         self.disarm(call)
-        self.board.spawn(self._silence(call))
+        self.board.spawn(self._silence(call, play_id))
 
-    async def _silence(self, call: CallRecord) -> None:
+    async def _silence(self, call: CallRecord, play_id: int) -> None:
+        # The play id: should a new prompt start before this reaches the engine, it stays.
         with contextlib.suppress(EngineError):
-            await self.board.engine.silence(call.inbound_leg)
+            await self.board.engine.silence(call.inbound_leg, play_id)
 
     def _internal(self, call: CallRecord) -> frozenset[str]:
         return call.plan.snapshot.internal_numbers() if call.plan is not None else frozenset()
