@@ -282,3 +282,35 @@ async def test_hung_modem_that_cannot_be_reset_fails_then_comes_back(tmp_path: P
         # Someone power-cycles it by hand: discovery keeps probing, and the line is back.
         await sim.a_unfreeze()
         await rig.ready(timeout=20)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_a_withheld_call_hides_the_sims_number(tmp_path: Path, profile: str) -> None:
+    async with line_rig(tmp_path, {"sim1": profile}) as rig:
+        line = await rig.ready()
+        sim = rig.modems["sim1"]
+        await asyncio.to_thread(sim.script_number, "+79005550060", answer_after=None)
+        call = await line.dial("+79005550060", withhold=True)
+        await call.wait_state(LineCallState.ALERTING, timeout=5)
+        [out] = sim.calls()
+        assert out.clir and out.number == "+79005550060"  # sent as ATD+79005550060I;
+        await call.hangup()
+        await rig.until(lambda: not sim.calls(), what="call released")
+        await asyncio.to_thread(sim.script_number, "+79005550061", answer_after=None)
+        shown = await line.dial("+79005550061")
+        await call.wait_state(LineCallState.ENDED, timeout=5)
+        await shown.wait_state(LineCallState.ALERTING, timeout=5)
+        assert not sim.calls()[0].clir
+        await shown.hangup()
+
+
+def test_line_uris_carry_the_withheld_flag() -> None:
+    from appliance.lines.legs import parse_target, target
+
+    assert parse_target(target("sim1", "+79161234567")) == ("sim1", "+79161234567", False)
+    uri = target("sim1", "+79161234567", withheld=True)
+    assert uri == "line:sim1/+79161234567;withheld"
+    assert parse_target(uri) == ("sim1", "+79161234567", True)
+    for bad in ("sip:x@y", "line:sim1", "line:/+7916", "line:sim1/;withheld"):
+        with pytest.raises(ValueError):
+            parse_target(bad)

@@ -231,3 +231,25 @@ def test_a_busy_or_unanswered_mobile_gives_the_desk_phone_the_right_answer(
     [(direction, _caller, _dialled, disposition, line)] = records(settings)
     assert (direction, line) == ("outbound", "sim1")  # the line it went out on
     assert disposition == ("busy" if code == 486 else "no_answer")
+
+
+def test_a_caller_id_rule_withholds_the_sims_number(
+        start_box: Callable[..., EngineProcess], settings: Settings, modem: FakeModem,
+        tmp_path: Path) -> None:
+    start_box(OFFICE + """caller_id_rules:
+  - {route: mobiles, mode: withheld}
+""")
+    phone, _rec = ready_phone(settings, tmp_path, "101", "Kx7-desk-alpha")
+    try:
+        modem.script_number("+79161234567", answer_after=None)
+        cid = phone.call(f"sip:89161234567@127.0.0.1:{settings.sip_port}")
+        deadline = time.monotonic() + 15
+        while not modem.calls():
+            assert time.monotonic() < deadline, "the SIM line never dialled"
+            time.sleep(0.05)
+        [out] = modem.calls()
+        assert out.clir  # dialled with the CLIR modifier: the callee sees no number
+        phone.send(cmd="hangup", id=cid)
+        phone.wait(lambda e: e.get("id") == cid and e.get("state") == "DISCONNECTED")
+    finally:
+        phone.close()

@@ -338,8 +338,9 @@ class Line(Protocol):
         """Signal, registration, identity ... as plain JSON-able data."""
         ...
 
-    async def dial(self, number: str) -> LineCall:
-        """Place a call; a refused call comes back already ENDED with its outcome."""
+    async def dial(self, number: str, *, withhold: bool = False) -> LineCall:
+        """Place a call (`withhold`: without showing our number); a refused call comes back
+        already ENDED with its outcome."""
         ...
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:

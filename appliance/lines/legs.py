@@ -41,19 +41,25 @@ _STATES = {
 }
 
 
-def parse_target(uri: str) -> tuple[str, str]:
-    """`line:<key>/<number>` -> (key, number); ValueError if it is not one."""
+WITHHELD = ";withheld"
+
+
+def parse_target(uri: str) -> tuple[str, str, bool]:
+    """`line:<key>/<number>[;withheld]` -> (key, number, withheld); ValueError otherwise."""
     if not uri.startswith(SCHEME + ":"):
         raise ValueError(f"not a line URI: {uri!r}")
+    withheld = uri.endswith(WITHHELD)
+    if withheld:
+        uri = uri[:-len(WITHHELD)]
     key, sep, number = uri[len(SCHEME) + 1:].partition("/")
     if not sep or not key or not number:
         raise ValueError(f"a line URI is line:<key>/<number>, not {uri!r}")
-    return key, number
+    return key, number, withheld
 
 
-def target(key: str, number: str) -> str:
-    """The dial URI of `number` on SIM line `key`."""
-    return f"{SCHEME}:{key}/{number}"
+def target(key: str, number: str, *, withheld: bool = False) -> str:
+    """The dial URI of `number` on SIM line `key` (withheld: our number not shown)."""
+    return f"{SCHEME}:{key}/{number}" + (WITHHELD if withheld else "")
 
 
 @dataclass
@@ -102,22 +108,22 @@ class LineLegs:
     async def dial(self, uri: str, leg_id: str) -> str:
         """Place a call on a SIM line; states follow as LegEvents."""
         try:
-            key, number = parse_target(uri)
+            key, number, withheld = parse_target(uri)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
         leg = _Leg(leg_id, None, Direction.OUTBOUND, number, {"x-pbx-line": key})
         self._legs[leg_id] = leg
-        self._spawn(self._place(leg, key, number))
+        self._spawn(self._place(leg, key, number, withheld))
         return leg_id
 
-    async def _place(self, leg: _Leg, key: str, number: str) -> None:
+    async def _place(self, leg: _Leg, key: str, number: str, withheld: bool) -> None:
         line = self.lines.get(key)
         if line is None:
             self._report(leg, LegState.DISCONNECTED, 404, "no such line")
             return
         self._report(leg, LegState.CALLING, 0)
         try:
-            call = await line.dial(number)
+            call = await line.dial(number, withhold=withheld)
         except Exception as exc:
             log.warning("line %s: dialling %s failed: %s", key, number, exc)
             self._report(leg, LegState.DISCONNECTED, 503, str(exc))
@@ -270,7 +276,9 @@ class SimLineTargets:
         sim = self.lines.get(line)
         if kind != "sim" or sim is None or sim.state is not LineState.READY:
             return None
-        return OutsideAttempt(target(line, attempt.number), line, {})
+        # A SIM cannot show another number; what a caller-ID rule can do is withhold it.
+        withheld = bool(attempt.caller_id.withheld)
+        return OutsideAttempt(target(line, attempt.number, withheld=withheld), line, {})
 
 
 async def _quiet(aw: Any) -> None:

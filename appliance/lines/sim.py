@@ -213,8 +213,9 @@ class SimLine:
             "sms": dict(self.sms.stats),
         }
 
-    async def dial(self, number: str) -> LineCall:
-        """Place a voice call; busy (486) at once when the SIM already carries one."""
+    async def dial(self, number: str, *, withhold: bool = False) -> LineCall:
+        """Place a voice call (`withhold`: CLIR for this call); busy (486) at once when the
+        SIM already carries one."""
         if self.call is not None:
             return EndedCall(self.key, number, Outcome.BUSY,
                              "a SIM line carries one call at a time")
@@ -224,7 +225,7 @@ class SimLine:
                 LineState.DOWN, LineState.RESETTING, LineState.STARTING) else Outcome.UNREACHABLE
             return EndedCall(self.key, number, outcome, f"line is {self._state.value}")
         try:
-            commands = port.profile.dial_sequence(number)
+            commands = port.profile.dial_sequence(number, withhold=withhold)
         except ValueError as exc:
             return EndedCall(self.key, number, Outcome.FAILED, str(exc))
         call = self._new_call(outgoing=True, remote=number, state=LineCallState.DIALING)

@@ -79,11 +79,15 @@ class ModemProfile:
         """The whole start-up list: common steps, then the family's own."""
         return COMMON_INIT + self.init
 
-    def dial_sequence(self, number: str) -> tuple[str, ...]:
-        """Commands to place a voice call, audio arming included where it goes with the dial."""
+    def dial_sequence(self, number: str, *, withhold: bool = False) -> tuple[str, ...]:
+        """Commands to place a voice call, audio arming included where it goes with the dial.
+
+        `withhold` hides the SIM's number from the callee for this call (the `I` modifier).
+        """
         if not number or any(ch not in "+0123456789*#" for ch in number):
             raise ValueError(f"not a dialable number: {number!r}")
-        return (*self.arm_before_call, f"ATD{number};", *self.arm_after_call)
+        clir = "I" if withhold else ""
+        return (*self.arm_before_call, f"ATD{number}{clir};", *self.arm_after_call)
 
     def answer_sequence(self) -> tuple[str, ...]:
         """Commands to answer the ringing call, audio arming included."""

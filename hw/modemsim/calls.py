@@ -356,6 +356,8 @@ class Calls:
         number = raw[:-1].strip()
         if number[:1].upper() in ("T", "P"):
             number = number[1:]
+        # 'I' withholds our number for this call, 'i' shows it (V.250 / 27.007 CLIR).
+        withheld = number.endswith("I")
         number = number.rstrip("Ii")
         if not re.fullmatch(r"\+?[0-9*#]+", number):
             raise PlainError(f"bad dial string {raw!r}")
@@ -365,7 +367,7 @@ class Calls:
         if any(c.stat in (ACTIVE, DIALING, ALERTING) for c in self.calls.values()):
             raise CmeError(3)
         ton = 145 if number.startswith("+") else 129
-        call = self._new(0, DIALING, number, ton, False)
+        call = self._new(0, DIALING, number, ton, withheld)
         self._set(call, DIALING)
         self._run_script(call, self.scripts.get(number, Script()))
 
