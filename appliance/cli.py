@@ -86,19 +86,26 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_secret(prompt: str, plural: str) -> str | None:
+    """A secret from a pipe (one line), or typed twice at the terminal; None if they differ."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    secret = getpass.getpass(f"{prompt}: ")
+    if getpass.getpass("again: ") != secret:
+        print(f"error: the {plural} differ", file=sys.stderr)
+        return None
+    return secret
+
+
 def cmd_admin_create(args: argparse.Namespace) -> int:
     """Create a web administrator (the password is asked, never defaulted)."""
     from .accounts import AccountError, create_web_user
 
     password = os.environ.get("PBX_ADMIN_PASSWORD") if args.password_env else None
     if password is None:
-        if not sys.stdin.isatty():
-            password = sys.stdin.readline().rstrip("\n")
-        else:
-            password = getpass.getpass("password: ")
-            if getpass.getpass("again: ") != password:
-                print("error: the passwords differ", file=sys.stderr)
-                return 1
+        password = _read_secret("password", "passwords")
+        if password is None:
+            return 1
     with _open_db(args) as db:
         try:
             create_web_user(db, args.username, password, "administrator")
@@ -589,13 +596,10 @@ def cmd_voicemail_pin(args: argparse.Namespace) -> int:
 
     pin: str | None = None
     if not args.clear:
-        if not sys.stdin.isatty():
-            pin = sys.stdin.readline().strip()
-        else:
-            pin = getpass.getpass("PIN (4-12 digits): ")
-            if getpass.getpass("again: ") != pin:
-                print("error: the PINs differ", file=sys.stderr)
-                return 1
+        pin = _read_secret("PIN (4-12 digits)", "PINs")
+        if pin is None:
+            return 1
+        pin = pin.strip()
     with _open_db(args) as db:
         try:
             db.write(lambda c: set_pin(c, args.box, pin))
