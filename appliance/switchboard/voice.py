@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import wave
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..engine import EngineError
+from ..prompts import PromptError, duration_s
 from ..ringing import Ringing, RingSet
 from ..routing.mobile import ConfirmAction, Confirmation, decide_confirmation
 from ..routing.plan import (
@@ -74,9 +74,8 @@ class Mailboxes(Protocol):
 def wav_seconds(path: Path) -> float:
     """Length of a WAV file in seconds (0 if it cannot be read)."""
     try:
-        with wave.open(str(path), "rb") as w:
-            return w.getnframes() / float(w.getframerate() or 8000)
-    except (OSError, EOFError, wave.Error):
+        return duration_s(path)
+    except PromptError:
         return 0.0
 
 
