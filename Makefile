@@ -13,7 +13,7 @@ STAMPS := $(VENV)/.stamps
 APT_BUILD := build-essential pkg-config swig python3-dev python3-venv xz-utils \
 	debian-archive-keyring dpkg-dev libssl-dev libsrtp2-dev libopus-dev libspeex-dev \
 	libspeexdsp-dev libgsm1-dev libsystemd-dev espeak-ng
-APT_TEST := sip-tester baresip sipvicious sox systemd nftables lame openssl
+APT_TEST := sip-tester baresip sipvicious sox systemd nftables lame openssl chromium
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
 # The built-in voice prompts (8 kHz WAV per language and key), spoken by espeak-ng.

@@ -174,6 +174,43 @@ def create_web_user(
     return db.write(insert)
 
 
+def create_first_admin(
+    db: Database, username: str, password: str, *, hasher: PasswordHasher | None = None
+) -> User:
+    """The first-run wizard's administrator: refused once any web user exists."""
+    _check_username(username)
+    check_password(password, username)
+    password_hash = _hasher(hasher).hash(password)
+
+    def insert(conn: sqlite_utils.Database) -> User:
+        # Checked inside the writer, so two wizards submitted at once make one administrator.
+        if _one(conn, "SELECT 1 FROM web_users LIMIT 1", []):
+            raise AccountError("the box already has an administrator")
+        cursor = conn.conn.execute(
+            "INSERT INTO web_users (username, password_hash, role) VALUES (?, ?, ?)",
+            (username, password_hash, "administrator"))
+        conn.conn.execute(
+            "INSERT INTO audit_log (actor, area, action, object, after) VALUES (?, ?, ?, ?, ?)",
+            (username, "accounts", "create_first_admin", username,
+             json.dumps({"role": "administrator"})))
+        row = _one(conn, _USER_SQL + "WHERE u.id = ?", [cursor.lastrowid])
+        assert row is not None
+        return _user(row)
+
+    return db.write(insert)
+
+
+def has_web_users(db: Database) -> bool:
+    """Whether any web user exists (none: the box is waiting for its first-run wizard)."""
+    return db.read().conn.execute("SELECT 1 FROM web_users LIMIT 1").fetchone() is not None
+
+
+def web_user_by_id(db: Database, user_id: int) -> User | None:
+    """One web user by id, or None."""
+    row = _one(db.read(), _USER_SQL + "WHERE u.id = ?", [user_id])
+    return None if row is None else _user(row)
+
+
 def verify_web_user(
     db: Database, username: str, password: str, *, hasher: PasswordHasher | None = None
 ) -> User | None:

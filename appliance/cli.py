@@ -54,18 +54,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    """Serve the web UI with waitress."""
-    from waitress import serve
-
+    """Serve the web UI (HTTPS with the box's certificate unless web_tls = off)."""
     from webui import create_app
+    from webui.server import serve
 
     from .service import setup_logging
 
     s = _settings(args, web_bind=args.bind, web_port=args.port)
     setup_logging(s.log_level, identifier="pbx-web")
-    app = create_app(s)
-    print(f"web UI on http://{s.web_bind}:{s.web_port}/", file=sys.stderr)
-    serve(app, host=s.web_bind, port=s.web_port, threads=8, ident="pbx")
+    serve(create_app(s), s)
     return 0
 
 

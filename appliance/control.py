@@ -229,6 +229,15 @@ class ControlServer:
 class ControlError(RuntimeError):
     """The engine could not be reached or refused the request."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """`status` is the engine's HTTP status when it answered, None when it did not."""
+        super().__init__(message)
+        self.status = status
+
+
+class EngineDownError(ControlError):
+    """Nothing answered on the control socket (the engine is stopped or starting)."""
+
 
 def call(socket_path: Path, method: str, path: str, body: Any = None,
          timeout: float = 10.0) -> Any:
@@ -247,7 +256,7 @@ def call(socket_path: Path, method: str, path: str, body: Any = None,
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
     except OSError as exc:
-        raise ControlError(f"cannot reach the engine at {socket_path}: {exc}") from None
+        raise EngineDownError(f"cannot reach the engine at {socket_path}: {exc}") from None
     raw = b"".join(chunks)
     head, _, body_bytes = raw.partition(b"\r\n\r\n")
     try:
@@ -257,5 +266,5 @@ def call(socket_path: Path, method: str, path: str, body: Any = None,
         raise ControlError("the engine sent a malformed reply") from None
     if status != 200:
         message = data.get("error") if isinstance(data, dict) else data
-        raise ControlError(f"engine answered {status}: {message}")
+        raise ControlError(f"engine answered {status}: {message}", status)
     return data

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         "PBX_SIP_BIND": "127.0.0.1",
         "PBX_WEB_BIND": "127.0.0.1",
         "PBX_WEB_PORT": str(args.port),
+        "PBX_WEB_TLS": os.environ.get("PBX_WEB_TLS", "off"),  # localhost: plain HTTP
         "PBX_SIMULATE": "1",
         # A laptop's firewall is not the demo's to change, unless asked for explicitly.
         "PBX_FIREWALL": os.environ.get("PBX_FIREWALL", "off"),

@@ -48,6 +48,13 @@ class Settings:
     rtp_address: str = ""
     web_bind: str = "0.0.0.0"
     web_port: int = 8080
+    # HTTPS for the web UI: "auto" makes a certificate for this box at first start
+    # (<data_dir>/tls), "files" uses web_cert/web_key (the admin's own), "off" serves plain
+    # HTTP (development, tests). The image serves 443 and redirects web_http_port (80) to it.
+    web_tls: str = "auto"
+    web_cert: Path | None = None
+    web_key: Path | None = None
+    web_http_port: int = 0  # 0: no plain-HTTP redirect listener
     simulate: bool = False
     log_level: str = "INFO"
     # Conference bridge clock: 8 kHz unless wideband calls are bridged
@@ -109,7 +116,8 @@ class Settings:
 
     def validate(self) -> Settings:
         """Raise SettingsError for values that cannot work; return self."""
-        for name in ("sip_port", "engine_sip_port", "web_port", "rtp_port_min", "rtp_port_max"):
+        for name in ("sip_port", "engine_sip_port", "web_port", "web_http_port", "rtp_port_min",
+                     "rtp_port_max"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{name}: {port} is not a port number (0-65535)")
@@ -123,6 +131,10 @@ class Settings:
                 ipaddress.ip_address(value)
             except ValueError as exc:
                 raise SettingsError(f"{name}: {exc}") from None
+        if self.web_tls not in ("auto", "files", "off"):
+            raise SettingsError(f"web_tls must be auto, files or off: {self.web_tls!r}")
+        if self.web_tls == "files" and (self.web_cert is None or self.web_key is None):
+            raise SettingsError("web_tls = files needs web_cert and web_key")
         if self.bridge_clock_rate not in (8000, 16000, 32000, 48000):
             raise SettingsError("bridge_clock_rate must be 8000, 16000, 32000 or 48000")
         if not 1 <= self.max_calls <= 1024:

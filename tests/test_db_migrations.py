@@ -18,7 +18,7 @@ LATEST = latest_version()
 
 # Everything DESIGN.md section 2 needs a place for.
 EXPECTED_TABLES = {
-    "schema_migrations",
+    "schema_migrations", "web_sessions", "login_failures",
     # people
     "box_settings", "prompts", "employees", "employee_mobiles", "employee_route_permissions",
     "devices", "voicemail_boxes",
@@ -182,8 +182,16 @@ def _v10(db: sqlite_utils.Database) -> None:
                                      "call_uuid": "c0ffee00-0002", "duration_s": 4.5})
 
 
+def _v11(db: sqlite_utils.Database) -> None:
+    user = db.execute("SELECT id FROM web_users ORDER BY id LIMIT 1").fetchone()[0]
+    db["web_sessions"].insert({"id": "ab" * 32, "user_id": user, "address": "192.168.1.20",
+                               "user_agent": "Mozilla/5.0"})
+    db["login_failures"].insert({"address": "192.168.1.66", "username": "admin"})
+
+
 SAMPLES: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9, 10: _v10,
+    11: _v11,
 }
 
 

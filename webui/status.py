@@ -1,30 +1,42 @@
-"""Box status: the landing page and the health endpoint."""
+"""Box status: the start page, the health endpoint, the language switch."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, jsonify, redirect, render_template, request, session
 
-from appliance.control import ControlError, call
+from appliance.control import ControlError
+
+from .context import web
 
 bp = Blueprint("status", __name__)
 
 
 def engine_status() -> tuple[dict[str, Any] | None, str]:
     """The engine's live status over the control socket, or the reason it is missing."""
-    settings = current_app.config["PBX_SETTINGS"]
     try:
-        return call(settings.control_socket, "GET", "/status", timeout=3.0), ""
+        return web().engine("GET", "/status"), ""
     except ControlError as exc:
         return None, str(exc)
 
 
 @bp.get("/")
 def index() -> str:
-    """Landing page: is the engine up, how many calls."""
+    """Start page: is the engine up, how many calls."""
     status, error = engine_status()
     return render_template("status.html", status=status, error=error)
+
+
+@bp.get("/lang/<code>")
+def language(code: str) -> Any:
+    """Switch the pages' language for this browser, then go back."""
+    if code in ("ru", "en"):
+        session["lang"] = code
+    target = request.args.get("next", "/")
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = "/"
+    return redirect(target)
 
 
 @bp.get("/api/v1/health")

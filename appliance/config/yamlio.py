@@ -70,8 +70,8 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def config_to_yaml(cfg: BoxConfig) -> str:
-    """Render a configuration as YAML (no secrets; stable output)."""
+def config_to_data(cfg: BoxConfig) -> dict[str, Any]:
+    """A configuration as plain JSON-ready data, the shape YAML and the REST API show."""
     data = cfg.model_dump(mode="json", exclude_none=True)
     # exclude_none drops `ring_mobile_after: never` (None inside) before its serializer runs,
     # and a file without it means the default of 10 s: put 'never' back in its place.
@@ -80,6 +80,12 @@ def config_to_yaml(cfg: BoxConfig) -> str:
             dumped["ring_mobile_after"] = "never"
             order = [k for k in type(employee).model_fields if k in dumped]
             dumped.update({k: dumped.pop(k) for k in order})
+    return data
+
+
+def config_to_yaml(cfg: BoxConfig) -> str:
+    """Render a configuration as YAML (no secrets; stable output)."""
+    data = config_to_data(cfg)
     body = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100,
                      default_flow_style=False)
     return HEADER + body

@@ -19,6 +19,7 @@ from .schema import (
     m0008_mobile_confirm,
     m0009_sms_lines,
     m0010_voicemail,
+    m0011_web_sessions,
 )
 
 
@@ -63,6 +64,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "mobile_confirm", m0008_mobile_confirm.apply),
     Migration(9, "sms_lines", m0009_sms_lines.apply),
     Migration(10, "voicemail", m0010_voicemail.apply),
+    Migration(11, "web_sessions", m0011_web_sessions.apply),
 )
 
 _TABLE = "schema_migrations"
