@@ -189,9 +189,14 @@ def _v11(db: sqlite_utils.Database) -> None:
     db["login_failures"].insert({"address": "192.168.1.66", "username": "admin"})
 
 
+def _v12(db: sqlite_utils.Database) -> None:
+    db.execute("UPDATE employees SET daily_call_plan = 60 "
+               "WHERE id = (SELECT min(id) FROM employees)")
+
+
 SAMPLES: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9, 10: _v10,
-    11: _v11,
+    11: _v11, 12: _v12,
 }
 
 

@@ -169,6 +169,9 @@ class Employee(ConfigModel):
     # voicemail (which answers too) cannot swallow it.
     confirm_mobile: bool = False
     enabled: bool = True
+    # Outgoing calls a working day this employee plans (cold calling); the reports compare
+    # the day's outgoing calls with it. None: no plan.
+    daily_call_plan: int | None = Field(default=None, ge=1, le=1000)
 
     @field_serializer("ring_mobile_after")
     def _show_never(self, value: int | None) -> int | str:

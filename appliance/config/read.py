@@ -155,7 +155,7 @@ def _employees(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                                            "international", "emergency", "service", "premium")
                                if c in allowed],
             "confirm_mobile": _bool(r["confirm_mobile"]),
-            "enabled": _bool(r["enabled"])}))
+            "enabled": _bool(r["enabled"]), "daily_call_plan": r["daily_call_plan"]}))
         out[-1]["ring_mobile_after"] = r["ring_mobile_after_s"]
     return out
 

@@ -75,7 +75,7 @@ def write_sections(sync: Sync, cfg: BoxConfig) -> None:
          "role": e.role, "email": e.email, "enabled": _flag(e.enabled), "dnd": _flag(e.dnd),
          "ring_mobile_after_s": e.ring_mobile_after, "no_answer_timeout_s": e.no_answer_timeout,
          "call_waiting": _flag(e.call_waiting), "recording": e.recording,
-         "confirm_mobile": _flag(e.confirm_mobile)}
+         "confirm_mobile": _flag(e.confirm_mobile), "daily_call_plan": e.daily_call_plan}
         for e in cfg.employees], touch="updated_at")
     sync.upsert("device", "devices", [
         {"id": ids["device"][d.username], "employee_id": ids["employee"][e.extension],

@@ -20,6 +20,7 @@ from .schema import (
     m0009_sms_lines,
     m0010_voicemail,
     m0011_web_sessions,
+    m0012_call_plan,
 )
 
 
@@ -65,6 +66,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "sms_lines", m0009_sms_lines.apply),
     Migration(10, "voicemail", m0010_voicemail.apply),
     Migration(11, "web_sessions", m0011_web_sessions.apply),
+    Migration(12, "call_plan", m0012_call_plan.apply),
 )
 
 _TABLE = "schema_migrations"
