@@ -61,6 +61,8 @@ def create_app(settings: Settings, *, db: Database | None = None, **overrides: A
         db = Database.open(settings.db_path)
     clock = overrides.pop("PBX_CLOCK", None)
     ctx = Web(settings, db, clock)
+    if "PBX_PASSWORD_HASHER" in overrides:
+        ctx.hasher = overrides.pop("PBX_PASSWORD_HASHER")
     app.extensions["pbx"] = ctx
     app.config.update(
         PBX_SETTINGS=settings,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from argon2 import PasswordHasher
 from flask import current_app
 
 from appliance.accounts import has_web_users
@@ -34,6 +35,8 @@ class Web:
     settings: Settings
     db: Database
     clock: Clock | None = None
+    # argon2 with its default (strong) parameters; tests pass a cheap one to stay fast.
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)
     editor: ConfigEditor = field(init=False)
     sessions: Sessions = field(init=False)
 

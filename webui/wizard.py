@@ -71,7 +71,7 @@ def wizard() -> Any:
             errors.update(field_errors(exc))
         if not errors:
             try:
-                user = create_first_admin(ctx.db, form["username"], password)
+                user = create_first_admin(ctx.db, form["username"], password, hasher=ctx.hasher)
             except AccountError as exc:
                 errors["password" if "password" in str(exc) else "username"] = str(exc)
             else:

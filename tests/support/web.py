@@ -45,7 +45,8 @@ def log_in(client: FlaskClient, username: str, password: str) -> TestResponse:
 
 def make_admin(app: Flask) -> None:
     """The first administrator (as the wizard would make)."""
-    create_first_admin(app.extensions["pbx"].db, *ADMIN)
+    ctx = app.extensions["pbx"]
+    create_first_admin(ctx.db, *ADMIN, hasher=ctx.hasher)
 
 
 def make_user(app: Flask, username: str, extension: str, *, name: str = "Anna") -> None:
@@ -58,7 +59,7 @@ def make_user(app: Flask, username: str, extension: str, *, name: str = "Anna") 
     except KeyError:
         ctx.editor.save("employees", {"extension": extension, "name": name}, key=None,
                         actor=Actor("test"))
-    create_web_user(ctx.db, username, USER_PASSWORD, "user", extension)
+    create_web_user(ctx.db, username, USER_PASSWORD, "user", extension, hasher=ctx.hasher)
 
 
 @contextmanager

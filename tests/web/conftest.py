@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -24,6 +25,8 @@ from tests.support.web import (
     make_user,
 )
 
+# argon2id still, with small parameters: the suite logs in hundreds of times.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=256, parallelism=1)
 SCREENSHOTS = Path(os.environ.get("PBX_SCREENSHOTS", "test-output/screenshots"))
 
 
@@ -32,7 +35,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     """The web app on the test box's data dir (no engine running unless a test starts one)."""
     from webui import create_app
 
-    application = create_app(settings, TESTING=True)
+    application = create_app(settings, TESTING=True, PBX_PASSWORD_HASHER=FAST_HASHER)
     try:
         yield application
     finally:

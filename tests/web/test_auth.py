@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from appliance.accounts import has_web_users
 from tests.support.web import ADMIN, USER_PASSWORD, csrf_token, log_in, make_admin, post_form
+from tests.web.conftest import FAST_HASHER
 from webui.sessions import COOKIE, MAX_FAILURES_PER_USER
 
 WIZARD = {"username": "boss", "password": "Zvonok-Ofis-2026", "repeat": "Zvonok-Ofis-2026",
@@ -104,7 +105,8 @@ def test_throttling_ends_after_the_window(settings) -> None:  # type: ignore[no-
     from webui import create_app
 
     now = [datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
-    app = create_app(settings, TESTING=True, PBX_CLOCK=lambda: now[0])
+    app = create_app(settings, TESTING=True, PBX_CLOCK=lambda: now[0],
+                     PBX_PASSWORD_HASHER=FAST_HASHER)
     try:
         make_admin(app)
         c = app.test_client()
@@ -123,7 +125,8 @@ def test_idle_sessions_expire(settings) -> None:  # type: ignore[no-untyped-def]
     from webui import create_app
 
     now = [datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
-    app = create_app(settings, TESTING=True, PBX_CLOCK=lambda: now[0])
+    app = create_app(settings, TESTING=True, PBX_CLOCK=lambda: now[0],
+                     PBX_PASSWORD_HASHER=FAST_HASHER)
     try:
         make_admin(app)
         c = app.test_client()
