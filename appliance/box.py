@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from . import calllog, directory, extensions, sounds, trunktest
+from . import calllog, directory, extensions, factory_reset, frontpanel, sounds, trunktest
 from .config import ConfigError
 from .control import BadRequest, ControlServer, Request
 from .db import Database
@@ -74,6 +74,7 @@ class Box:
         self.lines: LineManager | None = None
         self.voicemail: Voicemail | None = None
         self.prompts: PromptLibrary | None = None
+        self.panel: frontpanel.FrontPanel | None = None  # LEDs, button (settings.board)
         self.control = ControlServer(settings.control_socket)
         self.started_at = time.time()
         self.reloads = 0
@@ -94,6 +95,9 @@ class Box:
         s = self.settings
         for path in (s.data_dir, s.recordings_dir, s.voicemail_dir, s.control_socket.parent):
             path.mkdir(parents=True, exist_ok=True)
+        # The front panel first (status LED: booting) and stopped last.
+        self.panel = await frontpanel.start_panel(self)
+        self.on_shutdown(self.panel.stop)
         self.notifier.status("opening the database")
         self.engine = Engine(EngineConfig(
             sip_port=s.engine_sip_port,
@@ -181,6 +185,8 @@ class Box:
         self.on_shutdown(self.control.stop)
 
         self.state = "ready"
+        if self.panel is not None:
+            frontpanel.watch_box(self.panel, self)  # status LED steady; lines, calls follow
         self.notifier.ready(self.status_text())
         self.notifier.start_watchdog(self.healthy)
         log.info("box ready: SIP edge on %s:%d, engine on 127.0.0.1:%d, control %s",
@@ -192,8 +198,10 @@ class Box:
         s, db = self.settings, self.db
         loop = asyncio.get_running_loop()
         sims, threshold = await loop.run_in_executor(None, lambda: read_sim_settings(db.read()))
+        # A HAT modem is reset through the board's GPIO pins, a USB one through sysfs.
+        usb_reset = self.panel.modem_reset(sysfs_usb_reset) if self.panel else sysfs_usb_reset
         ctx = LineContext(db=db, timers=LineTimers(balance_interval_s=s.ussd_balance_interval_s),
-                          modem_dirs=(s.modem_dir,), usb_reset=sysfs_usb_reset,
+                          modem_dirs=(s.modem_dir,), usb_reset=usb_reset,
                           low_balance_threshold=threshold)
         self.lines = LineManager(ctx)
         if s.simulate:
@@ -345,6 +353,7 @@ class Box:
         self.control.route("POST", "/extensions/remove", self._ext_remove)
         if self.lines is not None:
             lines_api.register(self.control, self.lines)
+        factory_reset.register(self.control, self)  # POST /factory-reset
 
     async def _status(self, _req: Request) -> dict[str, Any]:
         assert self.engine is not None and self.switchboard is not None

@@ -607,6 +607,45 @@ def cmd_voicemail_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_factory_reset(args: argparse.Namespace) -> int:
+    """Back to the first-run wizard: through the running engine, else on the database."""
+    from .control import ControlError, call
+    from .factory_reset import factory_reset
+
+    s = _settings(args)
+    keep = s.factory_reset_keep_recordings if args.recordings is None else args.recordings
+    what = "kept" if keep else "DELETED"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: pass --yes to reset without a terminal", file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(f"Erase users, configuration and call history (recordings {what})? "
+                       "Type 'reset': ")
+        if answer.strip() != "reset":
+            print("nothing changed")
+            return 1
+    try:
+        call(s.control_socket, "GET", "/status", timeout=3)
+        running = True
+    except ControlError:
+        running = False
+    if running:
+        try:
+            report = call(s.control_socket, "POST", "/factory-reset",
+                          {"keep_recordings": keep}, timeout=60)
+        except ControlError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    else:
+        with _open_db(args) as db:
+            report = factory_reset(db, s.data_dir, keep_recordings=keep,
+                                   actor="cli").as_dict()
+    print(f"factory reset done ({'through the engine' if running else 'engine not running'}):"
+          f" {sum(report['rows'].values())} rows and {report['files']} files removed, "
+          f"recordings {what.lower()}; open the web UI to run the first-run wizard")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `pbx`."""
     p = argparse.ArgumentParser(prog="pbx", description="Office PBX appliance")
@@ -742,6 +781,15 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check pjsua2, limits, codecs, OpenSSL, database")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=cmd_doctor)
+    fr = sub.add_parser("factory-reset", help="erase users, configuration and history: back to "
+                                              "the first-run wizard")
+    fr.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    keep = fr.add_mutually_exclusive_group()
+    keep.add_argument("--wipe-recordings", dest="recordings", action="store_false",
+                      default=None, help="delete call recordings and voicemail too")
+    keep.add_argument("--keep-recordings", dest="recordings", action="store_true",
+                      help="keep them (default: the factory_reset_keep_recordings setting)")
+    fr.set_defaults(func=cmd_factory_reset)
     return p
 
 

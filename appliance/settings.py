@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hw.gpio.boards import BOARDS
+
 DEFAULT_FILE = Path("/etc/pbx/pbx.toml")
 # Where an installed box keeps the built-in voice prompts (the image build copies the output
 # of `make prompts` there); a source checkout uses its own share/prompts.
@@ -81,6 +83,12 @@ class Settings:
     ussd_balance_interval_s: int = 21600
     # The built-in voice prompts (<dir>/<language>/<key>.wav); empty: see builtin_prompts_dir.
     prompts_dir: Path | None = None
+    # The front panel (hw/gpio/boards.py): which pins are the LEDs, the button and the HAT
+    # modem's power key; "none" on a PC. The pin driver follows GPIOZERO_PIN_FACTORY.
+    board: str = "none"
+    # A factory reset (button held 10 s, `pbx factory-reset`) keeps call recordings and
+    # voicemail unless this is false.
+    factory_reset_keep_recordings: bool = True
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -149,6 +157,9 @@ class Settings:
             raise SettingsError("ussd_balance_interval_s must be at least 60 (seconds)")
         if not 0 <= self.pjsua_log_level <= 6:
             raise SettingsError("pjsua_log_level must be 0-6")
+        if self.board not in BOARDS:
+            raise SettingsError(f"board must be one of {', '.join(sorted(BOARDS))}: "
+                                f"{self.board!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return self
