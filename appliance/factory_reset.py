@@ -144,16 +144,23 @@ async def reset_box(box: Box, *, keep_recordings: bool, actor: str) -> ResetRepo
     return report
 
 
+def keep_recordings_of(body: Any, default: bool) -> bool:
+    """The body of POST /factory-reset: nothing, or {"keep_recordings": bool}. Pure."""
+    if body is None:
+        return default
+    if not isinstance(body, dict) or set(body) - {"keep_recordings"}:
+        raise BadRequest('POST /factory-reset takes {"keep_recordings": true|false}')
+    keep = body.get("keep_recordings", default)
+    if not isinstance(keep, bool):
+        raise BadRequest("'keep_recordings' must be true or false")
+    return keep
+
+
 def register(control: ControlServer, box: Box) -> None:
     """POST /factory-reset {"keep_recordings": bool?}: reset the running box."""
 
     async def handle(req: Request) -> dict[str, Any]:
-        body = req.body if req.body is not None else {}
-        if not isinstance(body, dict) or set(body) - {"keep_recordings"}:
-            raise BadRequest('POST /factory-reset takes {"keep_recordings": true|false}')
-        keep = body.get("keep_recordings", box.settings.factory_reset_keep_recordings)
-        if not isinstance(keep, bool):
-            raise BadRequest("'keep_recordings' must be true or false")
+        keep = keep_recordings_of(req.body, box.settings.factory_reset_keep_recordings)
         report = await reset_box(box, keep_recordings=keep, actor="control-api")
         return report.as_dict()
 

@@ -224,7 +224,13 @@ class FrontPanel:
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The LEDs freeze where they are; the box itself goes on.
+            log.error("front panel: %s stopped: %r", task.get_name(), task.exception())
 
 
 # -- the box's side ------------------------------------------------------------------------

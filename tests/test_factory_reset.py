@@ -13,21 +13,24 @@ from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
+from hypothesis import given
+from hypothesis import strategies as st
 
 from appliance import cli
 from appliance.accounts import create_api_token, create_web_user, verify_web_user
 from appliance.config.model import BoxConfig
 from appliance.config.read import export_config
 from appliance.config.yamlio import import_yaml
+from appliance.control import BadRequest
 from appliance.db import Database
-from appliance.factory_reset import factory_reset
+from appliance.factory_reset import factory_reset, keep_recordings_of
 from appliance.frontpanel import FrontPanel, PanelInputs, PanelTimes
 from appliance.panel import Phase
 from appliance.settings import Settings
 from hw.gpio import patterns
 from hw.gpio.boards import board
+from tests.support.fakeclock import FakeClock
 from tests.support.harness import EngineProcess, pbx
-from tests.test_panel_pins import FakeClock
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -229,3 +232,20 @@ def test_through_a_running_engine_with_a_gpio_board(
     log = (tmp_path / "engine0.log").read_text()
     assert "factory reset by control-api" in log
     assert "no GPIO for board" not in log and "did not start" not in log
+
+
+@given(body=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["keep_recordings", "wipe", ""]) | st.text(max_size=10), inner,
+        max_size=3), max_leaves=8), default=st.booleans())
+def test_reset_request_bodies(body: object, default: bool) -> None:
+    try:
+        keep = keep_recordings_of(body, default)
+    except BadRequest as exc:
+        assert exc.status == 400
+        return
+    if isinstance(body, dict) and "keep_recordings" in body:
+        assert keep is body["keep_recordings"]
+    else:
+        assert body in (None, {}) and keep is default
