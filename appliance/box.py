@@ -382,6 +382,7 @@ class Box:
                     **(self.edge.trunks.stats if self.edge else {}),
                     **(self.edge.keepalive.stats if self.edge else {})},
             "lines": self.lines.counts() if self.lines else {},
+            "panel": self.panel.snapshot() if self.panel else {},  # what the LEDs show
         }
 
     async def _legs(self, _req: Request) -> list[dict[str, Any]]:

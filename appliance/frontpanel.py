@@ -144,6 +144,13 @@ class FrontPanel:
         modems.fallback = fallback
         return modems.recover
 
+    def snapshot(self) -> dict[str, Any]:
+        """The board and what each LED shows, for GET /status."""
+        shown = self.leds.shown if self.leds is not None else {}
+        return {"board": self.board.name,
+                "leds": {name: p.kind.value + (f":{p.count}" if p.count else "")
+                         for name, p in shown.items()}}
+
     # -- state -------------------------------------------------------------------------------
 
     def read_state(self) -> PanelState:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -207,6 +209,17 @@ def settings(settings: Settings) -> Settings:
     return replace(settings, board="pi-2usb", simulate=True)
 
 
+def _panel_until(settings: Settings, done: Callable[[dict[str, str]], bool],
+                 timeout: float = 30.0) -> dict[str, Any]:
+    """GET /status's panel once done(leds) (the engine is another process: ask again)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        panel: dict[str, Any] = json.loads(pbx(settings, "status", "--json").stdout)["panel"]
+        if done(panel["leds"]) or time.monotonic() > deadline:
+            return panel
+        time.sleep(0.3)
+
+
 def test_through_a_running_engine_with_a_gpio_board(
         start_box: Callable[..., EngineProcess], settings: Settings, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,6 +227,10 @@ def test_through_a_running_engine_with_a_gpio_board(
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     monkeypatch.setenv("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
     start_box(OFFICE)
+    # The engine's panel shows the box ready and, once its modem registers, the line.
+    panel = _panel_until(settings, lambda leds: leds.get("line1") == "on")
+    assert panel == {"board": "pi-2usb", "leds": {"status": "on", "call": "off",
+                                                  "line1": "on", "line2": "off"}}
     with Database.open(settings.db_path) as db:
         create_web_user(db, "admin", PASSWORD, "administrator")
     listed = json.loads(pbx(settings, "ext", "list", "--json").stdout)
@@ -227,6 +244,9 @@ def test_through_a_running_engine_with_a_gpio_board(
     assert all(line["key"] is None for line in lines)
     status = json.loads(pbx(settings, "status", "--json").stdout)
     assert status["state"] == "ready" and status["reloads"] == 1
+    # No line any more: its LED is dark; the box is ready again.
+    panel = _panel_until(settings, lambda leds: leds.get("line1") == "off")
+    assert panel["leds"] == {"status": "on", "call": "off", "line1": "off", "line2": "off"}
     with Database.open(settings.db_path) as db:
         assert_first_run(db)
     log = (tmp_path / "engine0.log").read_text()
