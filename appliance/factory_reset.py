@@ -5,7 +5,8 @@ One writer transaction, then files. What goes:
 * the configuration: an empty BoxConfig is written over it (box settings back to defaults,
   the day/night switch too);
 * the history: call records and legs, missed and blocked calls, SMS, USSD, the CRM cache and
-  outbox, registrations, the audit log (the old owner's), and the admin's own prompt files
+  outbox, registrations, failed web logins, the audit log (the old owner's), and the admin's
+  own prompt files
   (greetings in the old owner's voice);
 * recordings and voicemail (rows and files) unless they are kept: the setting
   `factory_reset_keep_recordings` (default: kept; they are the only thing a reset cannot
@@ -39,12 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Children before parents; a table a later migration has not made yet is skipped. The web
-# UI keeps server-side sessions in `web_sessions`, if it keeps any.
+# Children before parents; a table a migration has not made yet is skipped. The web UI's
+# sessions live in `web_sessions` (migration 11): deleting them logs every browser out.
 ACCESS_TABLES = ("web_sessions", "api_tokens", "web_users")
 HISTORY_TABLES = ("call_legs", "missed_calls", "blocked_calls", "call_records", "sms_parts",
                   "sms", "ussd_history", "event_outbox", "crm_contact_phones", "crm_contacts",
-                  "crm_user_map", "registrations", "audit_log")
+                  "crm_user_map", "registrations", "login_failures", "audit_log")
 RECORDING_TABLES = ("voicemail_messages", "recordings")
 # Folders under the data directory: always the owner's prompts; recordings unless kept.
 PROMPT_DIRS = ("prompts",)
