@@ -19,7 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appliance import cli
-from appliance.accounts import create_api_token, create_web_user, verify_web_user
+from appliance.accounts import (
+    create_api_token,
+    create_web_user,
+    has_web_users,
+    verify_web_user,
+)
 from appliance.config.model import BoxConfig
 from appliance.config.read import export_config
 from appliance.config.yamlio import import_yaml
@@ -78,6 +83,9 @@ def owner_data(db: Database, data_dir: Path) -> None:
                   " ('in', '+79001112233', 'hello', 'received')")
         c.execute("INSERT INTO prompts (key, name, path) VALUES"
                   " ('greeting-101', 'Anna', 'prompts/greeting-101.wav')")
+        # The admin is logged in in a browser; someone guessed passwords once.
+        c.execute("INSERT INTO web_sessions (id, user_id) VALUES (?, 1)", ["ab" * 32])
+        c.execute("INSERT INTO login_failures (address, username) VALUES ('10.0.0.9', 'root')")
 
     db.write(history)
 
@@ -89,9 +97,10 @@ def count(db: Database, table: str) -> int:
 
 def assert_first_run(db: Database) -> None:
     """What the wizard needs: nobody, nothing configured, no history, one audit row."""
-    for table in ("web_users", "api_tokens", "employees", "devices", "lines",
-                  "voicemail_boxes", "prompts", "call_records", "call_legs", "missed_calls",
-                  "sms", "registrations"):
+    assert not has_web_users(db)  # the web UI shows its first-run wizard
+    for table in ("web_users", "web_sessions", "login_failures", "api_tokens", "employees",
+                  "devices", "lines", "voicemail_boxes", "prompts", "call_records",
+                  "call_legs", "missed_calls", "sms", "registrations"):
         assert count(db, table) == 0, table
     assert export_config(db) == BoxConfig(version=1)
     audit = db.read().execute("SELECT area, action, after FROM audit_log").fetchall()
