@@ -41,6 +41,7 @@ def test_create_shows_the_generated_password_once(app: Flask, admin_client: Flas
     assert response.headers["Location"].endswith("/employees/credentials")
     page = admin_client.get("/employees/credentials")
     assert page.headers["Cache-Control"] == "no-store"
+    assert page.mimetype == "text/html"
     (password,) = SECRET.findall(page.text)
     assert "<svg" in page.text and "201-desk" in page.text
     realm, ha1 = _digest(app, "201-desk")

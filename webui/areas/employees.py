@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
@@ -203,7 +212,7 @@ def credentials() -> Response:
     for device in (secret or {}).get("devices", []):
         device["uri"] = sip_qr_text(device["username"], device["password"], server)
         device["qr"] = qr_svg(device["uri"])
-    response = Response(render_template("employees/credentials.html", secret=secret,
+    response = make_response(render_template("employees/credentials.html", secret=secret,
                                         server=server))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

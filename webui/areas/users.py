@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
@@ -71,7 +71,7 @@ def reset(user_id: int) -> Response:
 @admin_required
 def password_shown() -> Response:
     """The password just generated, once (reloading shows it no more)."""
-    response = Response(render_template("users/password.html", secret=take_once()))
+    response = make_response(render_template("users/password.html", secret=take_once()))
     response.headers["Cache-Control"] = "no-store"
     return response
 
