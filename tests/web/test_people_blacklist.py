@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.web import post_form
+from tests.web.people_support import english
+
+
+@pytest.fixture(autouse=True)
+def _english(app: Flask) -> None:
+    english(app)
 
 
 def test_block_find_and_unblock(app: Flask, admin_client: FlaskClient) -> None:

@@ -26,21 +26,33 @@ def test_create_an_employee_with_a_desk_phone(app: Flask, live_url: str, page: A
     page.click("[data-add-row=mobiles]")
     page.fill("input[name='mobiles[]'] >> nth=0", "+7 916 555-44-33")
     page.click("[data-add-row=devices]")
-    page.fill("input[name='devices[0].username']", "205-desk")
-    page.fill("input[name='devices[0].label']", "Yealink T31")
+    page.fill("input[name='devices[0].username']", "205-old")
+    page.click("[data-add-row=devices]")
+    page.fill("input[name='devices[1].username']", "205-desk")
+    page.fill("input[name='devices[1].label']", "Yealink T31")
+    # Remove the first phone, then add one: the new row must not reuse the index of the
+    # desk phone that is left (its fields would be overwritten).
+    page.click("#devices [data-row] >> nth=0 >> [data-remove-row]")
+    page.click("[data-add-row=devices]")
+    page.fill("#devices [data-row] >> nth=1 >> input[name$='.username']", "205-soft")
+    page.select_option("#devices [data-row] >> nth=1 >> select[name$='.kind']", "softphone")
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, "people-employee-form-390")
     page.click("form.people-form button.primary")
     page.wait_for_url(re.compile(r"/employees/credentials$"))
-    password = page.inner_text("[data-secret]").strip()
+    assert page.locator("[data-secret]").count() == 2
+    password = page.inner_text(".device-card:has-text('205-desk') [data-secret]").strip()
     assert re.fullmatch(r"[A-Za-z0-9]{16}", password)
-    assert page.locator("figure.qr svg").count() == 1
+    assert page.locator("figure.qr svg").count() == 2
     shot(page, "people-employee-credentials-390")
     page.set_viewport_size({"width": 1280, "height": 900})
     shot(page, "people-employee-credentials")
     realm, ha1 = app.extensions["pbx"].db.read().conn.execute(
         "SELECT realm, ha1_md5 FROM devices WHERE username = '205-desk'").fetchone()
     assert ha1 == sip_ha1("205-desk", realm, password, "MD5")
+    devices = app.extensions["pbx"].editor.item("employees", "205")["devices"]
+    assert [(d["username"], d["kind"], d.get("label")) for d in devices] == [
+        ("205-desk", "desk_phone", "Yealink T31"), ("205-soft", "softphone", None)]
     # Reloading does not show the password again.
     page.reload()
     assert page.locator("[data-secret]").count() == 0

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.config.edit import Actor
 from tests.support.web import post_form
+from tests.web.people_support import english
 from webui.destination import destination_parts
+
+
+@pytest.fixture(autouse=True)
+def _english(app: Flask) -> None:
+    english(app)
 
 
 def _people(app: Flask) -> None:
@@ -86,3 +93,14 @@ def test_destination_parts_reads_every_form() -> None:
     assert destination_parts({"kind": "queue", "target": "q"}) == ("queue", "q", "")
     assert destination_parts("sip:a@b") == ("sip_uri", "sip:a@b", "")
     assert destination_parts(None) == ("", "", "")
+
+
+def test_hostile_input_gets_a_clear_error(app: Flask, admin_client: FlaskClient) -> None:
+    _people(app)
+    huge = post_form(admin_client, "/departments/new", {**FORM, "name": "x" * 100_000})
+    assert huge.status_code == 422 and 'id="e-name"' in huge.text
+    bad_field = post_form(admin_client, "/departments/new", {**FORM, "members[5000]": "201"})
+    assert bad_field.status_code == 400
+    odd = post_form(admin_client, "/departments/new", {**FORM, "overflow.kind": "nowhere"})
+    assert odd.status_code == 422 and "nowhere" not in odd.text.split("<form")[0]
+    assert admin_client.get("/departments/..%2F..%2Fetc/edit").status_code == 404

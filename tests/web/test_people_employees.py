@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from appliance.accounts import list_web_users, verify_web_user
 from appliance.config.model import sip_ha1
 from tests.support.web import post_form
+from tests.web.people_support import english
 from webui.areas._people import generate_password
 from webui.areas.employees import sip_qr_text
 
@@ -23,6 +25,11 @@ BASE = {"extension": "201", "name": "Ivan Petrov", "role": "user", "ring_mobile_
 DESK = {"devices[0].username": "201-desk", "devices[0].kind": "desk_phone",
         "devices[0].label": "Desk", "devices[0].auth": "sha256"}
 SECRET = re.compile(r'data-secret>([A-Za-z0-9]{16})<')
+
+
+@pytest.fixture(autouse=True)
+def _english(app: Flask) -> None:
+    english(app)
 
 
 def _editor(app: Flask):  # type: ignore[no-untyped-def]

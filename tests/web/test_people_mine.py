@@ -7,6 +7,7 @@ import math
 import struct
 import wave
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,13 @@ from hypothesis import strategies as st
 
 from appliance.config.edit import Actor
 from tests.support.web import csrf_token, post_form
+from tests.web.people_support import english
 from tests.web.test_people_voicemail import add_message
+
+
+@pytest.fixture(autouse=True)
+def _english(app: Flask) -> None:
+    english(app)
 
 
 def _setup(app: Flask) -> None:

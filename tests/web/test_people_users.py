@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.accounts import create_web_user, list_web_users, verify_web_user
 from tests.support.web import ADMIN, USER_PASSWORD, post_form
+from tests.web.people_support import english
 
 SECRET = re.compile(r'data-secret>([A-Za-z0-9]{16})<')
+
+
+@pytest.fixture(autouse=True)
+def _english(app: Flask) -> None:
+    english(app)
 
 
 def _ids(app: Flask) -> dict[str, int]:

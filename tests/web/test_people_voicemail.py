@@ -5,16 +5,23 @@ from __future__ import annotations
 import io
 import wave
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance import vmparts
 from appliance.config.edit import Actor
 from tests.support.web import FakeEngine, post_form
+from tests.web.people_support import english
 
 FORM = {"key": "anna", "name": "Anna's box", "extension": "501", "owner": "101",
         "greeting": "", "max_message": "120", "language": "", "email[]": ["", "anna@example.com"],
         "attach_audio": ["false", "true"]}
+
+
+@pytest.fixture(autouse=True)
+def _english(app: Flask) -> None:
+    english(app)
 
 
 def _wav(seconds: float = 1.0) -> bytes:
@@ -145,3 +152,19 @@ def test_markup_is_escaped(app: Flask, admin_client: FlaskClient) -> None:
     for url in ("/voicemail/", "/voicemail/x/edit", "/voicemail/x/messages"):
         text = admin_client.get(url).text
         assert evil not in text and "&lt;script&gt;" in text, url
+
+
+def test_hostile_input_gets_a_clear_error(app: Flask, admin_client: FlaskClient) -> None:
+    _boxes(app)
+    huge = post_form(admin_client, "/voicemail/new", {**FORM, "key": "big",
+                                                      "name": "x" * 100_000, "extension": ""})
+    assert huge.status_code == 422 and 'id="e-name"' in huge.text
+    many = post_form(admin_client, "/voicemail/new", {**FORM, "key": "many", "extension": "",
+                                                      "email[]": ["a@b.cd"] * 50})
+    assert many.status_code == 422
+    pin = post_form(admin_client, "/voicemail/anna/pin", {"pin": "1" * 10_000},
+                    page="/voicemail/anna/edit")
+    assert pin.status_code == 302
+    assert "4-12 digits" in admin_client.get("/voicemail/anna/edit").text
+    assert post_form(admin_client, "/voicemail/nobox/pin", {"pin": "1234"},
+                     page="/voicemail/").status_code == 404
