@@ -19,7 +19,7 @@ from webui.context import web
 from webui.forms import FormError, field_errors, parse_form
 
 from . import NavItem
-from .voicemail import owned_boxes
+from .voicemail import owned_boxes, with_local_times
 
 bp = Blueprint("mine", __name__, url_prefix="/mine")
 NAV = [NavItem("mine.index", _l("My settings"), "mine", admin_only=False, order=10)]
@@ -58,7 +58,7 @@ def _render(emp: dict[str, Any], errors: dict[str, str], status: int = 200) -> A
     ext = str(emp.get("extension", ""))
     boxes = owned_boxes(ext)
     conn = web().db.read().conn
-    messages = {box: list_messages(conn, box) for box in boxes}
+    messages = {box: with_local_times(list_messages(conn, box)) for box in boxes}
     return render_template("mine/index.html", emp=emp, errors=errors, boxes=boxes,
                            messages=messages, max_mb=MAX_GREETING_BYTES // (1024 * 1024)), status
 

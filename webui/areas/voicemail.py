@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
     Blueprint,
@@ -73,6 +74,22 @@ def inside_voicemail(relative: str) -> Path:
     if not path.is_relative_to(settings.voicemail_dir.resolve()):
         abort(404)
     return path
+
+
+def with_local_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages with `when`: the time received in the box's time zone ("2026-11-23 14:05")."""
+    name = web().box_value("time_zone", "Europe/Moscow")
+    try:
+        zone: Any = ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    for row in rows:
+        try:
+            moment = datetime.fromisoformat(str(row["created_at"]).replace("Z", "+00:00"))
+            row["when"] = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            row["when"] = str(row["created_at"])
+    return rows
 
 
 def _stamp() -> str:
@@ -195,7 +212,7 @@ def messages(box: str) -> str:
     """A box's messages, newest first, with a player."""
     if not may_open(box):
         abort(403)
-    rows = list_messages(web().db.read().conn, box)
+    rows = with_local_times(list_messages(web().db.read().conn, box))
     return render_template("voicemail/messages.html", box=box, messages=rows)
 
 
