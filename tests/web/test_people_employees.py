@@ -117,17 +117,17 @@ def test_web_login_for_the_employee(app: Flask, admin_client: FlaskClient) -> No
                          page="/employees/201/edit")
     assert response.headers["Location"].endswith("/employees/credentials")
     (password,) = SECRET.findall(admin_client.get("/employees/credentials").text)
-    db = app.extensions["pbx"].db
-    user = verify_web_user(db, "ivan", password)
+    db, hasher = app.extensions["pbx"].db, app.extensions["pbx"].hasher
+    user = verify_web_user(db, "ivan", password, hasher=hasher)
     assert user is not None and user.role == "user" and user.employee_extension == "201"
     post_form(admin_client, "/employees/201/login/disabled", {"disabled": "true"},
               page="/employees/201/edit")
-    assert verify_web_user(db, "ivan", password) is None
+    assert verify_web_user(db, "ivan", password, hasher=hasher) is None
     post_form(admin_client, "/employees/201/login/disabled", {"disabled": "false"},
               page="/employees/201/edit")
     post_form(admin_client, "/employees/201/login/reset", {}, page="/employees/201/edit")
     (new,) = SECRET.findall(admin_client.get("/employees/credentials").text)
-    assert new != password and verify_web_user(db, "ivan", new) is not None
+    assert new != password and verify_web_user(db, "ivan", new, hasher=hasher) is not None
     assert [u.username for u in list_web_users(db) if u.employee_extension == "201"] == ["ivan"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -20,6 +21,10 @@ def _english(app: Flask) -> None:
     english(app)
 
 
+def _hasher(app: Flask) -> Any:
+    return app.extensions["pbx"].hasher
+
+
 def _ids(app: Flask) -> dict[str, int]:
     return {u.username: u.id for u in list_web_users(app.extensions["pbx"].db)}
 
@@ -35,15 +40,15 @@ def test_reset_disable_enable_delete(app: Flask, admin_client: FlaskClient,
     shown = admin_client.get("/users/password")
     assert shown.headers["Cache-Control"] == "no-store"
     (password,) = SECRET.findall(shown.text)
-    assert verify_web_user(db, "anna", password) is not None
-    assert verify_web_user(db, "anna", USER_PASSWORD) is None
+    assert verify_web_user(db, "anna", password, hasher=_hasher(app)) is not None
+    assert verify_web_user(db, "anna", USER_PASSWORD, hasher=_hasher(app)) is None
     assert password not in admin_client.get("/users/password").text
     # Her old session ended with the reset.
     assert user_client.get("/mine/").status_code == 302
     post_form(admin_client, f"/users/{anna}/disabled/on", {}, page="/users/")
-    assert verify_web_user(db, "anna", password) is None
+    assert verify_web_user(db, "anna", password, hasher=_hasher(app)) is None
     post_form(admin_client, f"/users/{anna}/disabled/off", {}, page="/users/")
-    assert verify_web_user(db, "anna", password) is not None
+    assert verify_web_user(db, "anna", password, hasher=_hasher(app)) is not None
     post_form(admin_client, f"/users/{anna}/delete", {}, page="/users/")
     assert "anna" not in _ids(app)
     assert post_form(admin_client, f"/users/{anna}/delete", {}, page="/users/"
@@ -58,16 +63,16 @@ def test_the_last_admin_and_oneself_are_protected(app: Flask,
         response = post_form(admin_client, url, {}, page="/users/")
         assert response.status_code == 302
         assert "your own account" in admin_client.get("/users/").text
-    create_web_user(db, "second", "Vtoroy-Admin-77", "administrator")
+    create_web_user(db, "second", "Vtoroy-Admin-77", "administrator", hasher=_hasher(app))
     second = _ids(app)["second"]
     post_form(admin_client, f"/users/{second}/delete", {}, page="/users/")
     assert "second" not in _ids(app)
     # A disabled administrator does not count as the spare one.
-    create_web_user(db, "third", "Tretiy-Admin-77", "administrator")
+    create_web_user(db, "third", "Tretiy-Admin-77", "administrator", hasher=_hasher(app))
     third = _ids(app)["third"]
     post_form(admin_client, f"/users/{third}/disabled/on", {}, page="/users/")
     assert [u.disabled for u in list_web_users(db) if u.username == "third"] == [True]
-    assert verify_web_user(db, *ADMIN) is not None
+    assert verify_web_user(db, *ADMIN, hasher=_hasher(app)) is not None
 
 
 def test_the_last_active_administrator_cannot_be_removed_by_another_admin(
@@ -75,7 +80,7 @@ def test_the_last_active_administrator_cannot_be_removed_by_another_admin(
     from webui.areas.users import refusal
 
     db = app.extensions["pbx"].db
-    create_web_user(db, "other", "Drugoy-Admin-77", "administrator")
+    create_web_user(db, "other", "Drugoy-Admin-77", "administrator", hasher=_hasher(app))
     users = list_web_users(db)
     admin = next(u for u in users if u.username == ADMIN[0])
     other = next(u for u in users if u.username == "other")

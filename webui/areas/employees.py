@@ -245,7 +245,7 @@ def login_create(ext: str) -> Response:
     username = request.form.get("username", "").strip()[:64] or f"u{ext}"
     password = generate_password(username)
     try:
-        create_web_user(ctx.db, username, password, "user", ext)
+        create_web_user(ctx.db, username, password, "user", ext, hasher=ctx.hasher)
     except AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("employees.edit", ext=ext))
@@ -262,7 +262,7 @@ def login_reset(ext: str) -> Response:
     if user is None:
         abort(404)
     password = generate_password(user.username)
-    set_web_user_password(web().db, user.username, password)
+    set_web_user_password(web().db, user.username, password, hasher=web().hasher)
     web().sessions.end_all(user.id)
     audit("accounts", "reset_password", user.username)
     show_once({"extension": ext, "login": user.username, "password": password})

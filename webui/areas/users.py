@@ -58,7 +58,7 @@ def reset(user_id: int) -> Response:
     """A new generated password, shown once; the user's sessions end."""
     user = _target(user_id)
     password = generate_password(user.username)
-    set_web_user_password(web().db, user.username, password)
+    set_web_user_password(web().db, user.username, password, hasher=web().hasher)
     me = current_user()
     # Resetting one's own password keeps this session (like the password page does).
     web().sessions.end_all(user.id, keep=g.get("session_id") if me and me.id == user.id else None)
