@@ -19,7 +19,36 @@
     navigator.clipboard.writeText(target.getAttribute("data-copy"));
     target.classList.add("copied");
   });
-  // Rows added to a repeating group (mobiles, devices, menu keys): clone the template row.
+  // Repeating rows (mobiles, devices, menu keys): fields are named `list[i].field`. Rows are
+  // numbered 0..n-1 in page order before a row is added and before the form is sent, so a
+  // removed or moved row never leaves two rows with one index (one would overwrite the other).
+  var INDEXED = /^([A-Za-z_][A-Za-z0-9_]*)\[\d+\]/;
+  function renumber(group) {
+    var rows = Array.prototype.filter.call(group.children, function (el) {
+      return el.hasAttribute("data-row");
+    });
+    rows.forEach(function (row, index) {
+      row.querySelectorAll("[name], [id], label[for]").forEach(function (el) {
+        ["name", "id", "for"].forEach(function (attr) {
+          var value = el.getAttribute(attr);
+          if (!value) { return; }
+          var prefix = attr !== "name" && value.slice(0, 2) === "f-" ? "f-" : "";
+          var rest = value.slice(prefix.length);
+          if (INDEXED.test(rest)) {
+            el.setAttribute(attr, prefix + rest.replace(INDEXED, "$1[" + index + "]"));
+          }
+        });
+      });
+    });
+    return rows.length;
+  }
+  document.addEventListener("submit", function (event) {
+    var groups = [];
+    event.target.querySelectorAll("[data-row]").forEach(function (row) {
+      if (groups.indexOf(row.parentElement) < 0) { groups.push(row.parentElement); }
+    });
+    groups.forEach(renumber);
+  });
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-add-row]") : null;
     if (!button) { return; }
@@ -27,7 +56,7 @@
     var group = document.getElementById(button.getAttribute("data-add-row"));
     var template = group && group.querySelector("template");
     if (!template) { return; }
-    var index = group.querySelectorAll("[data-row]").length;
+    var index = renumber(template.parentElement);
     var html = template.innerHTML.replace(/__i__/g, String(index));
     template.insertAdjacentHTML("beforebegin", html);
   });
