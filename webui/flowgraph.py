@@ -14,6 +14,7 @@ page's language.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -403,9 +404,14 @@ _COLOURS = {
 }
 
 
+# Characters XML 1.0 cannot hold (controls, surrogates): a name typed with one must not
+# break the whole picture.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _wrap(text: str, width: int = CHARS, lines: int = 2) -> list[str]:
     """Up to `lines` lines of at most `width` characters; the rest ends in an ellipsis."""
-    words, out, current = text.split(), [], ""
+    words, out, current = _NOT_XML.sub("\ufffd", text).split(), [], ""
     for word in words:
         while len(word) > width:
             if current:
@@ -498,7 +504,7 @@ def render_svg(graph: Graph, *, link: Linker | None = None, title: str = "",
            f'height="{placed.height}" role="img" font-family="system-ui, sans-serif" '
            f'font-size="12">']
     if title:
-        out.append(f"<title>{escape(title)}</title>")
+        out.append(f"<title>{escape(_NOT_XML.sub('', title))}</title>")
     out.append('<defs><marker id="fg-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
                'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
                '<path d="M0,0 L10,5 L0,10 z" fill="#5d6677"/></marker></defs>')
@@ -533,7 +539,7 @@ def render_svg(graph: Graph, *, link: Linker | None = None, title: str = "",
         shape += "</g>"
         href = link(*box.node.ref) if link is not None and box.node.ref is not None else None
         if href:
-            shape = f"<a href={quoteattr(href)}>{shape}</a>"
+            shape = f"<a href={quoteattr(_NOT_XML.sub('', href))}>{shape}</a>"
         out.append(shape)
     out.extend(labels)  # labels last, so that no line crosses them
     out.append("</svg>")

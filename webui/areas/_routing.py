@@ -97,6 +97,7 @@ class Section:
     url: str  # URL prefix inside the blueprint, e.g. "" or "/chains"
     template: str  # the edit form
     title: Callable[[], str]  # plural heading (translated when called)
+    one: Callable[[], str]  # one item's heading
     columns: list[tuple[Callable[[], str], Callable[[dict[str, Any]], Any]]]
     # posted form data -> item data, and the item's error paths -> the form's field names
     to_item: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d

@@ -21,8 +21,8 @@ from . import NavItem
 from ._routing import Section, diagram, register
 
 bp = Blueprint("flows", __name__, url_prefix="/flows")
-NAV = [NavItem("flows.flows_list", _l("Call flows"), "routing", order=20),
-       NavItem("flows.chains_list", _l("Forwarding chains"), "routing", order=30)]
+# One menu entry per area; the tabs on every routing page lead to chains too.
+NAV = [NavItem("flows.flows_list", _l("Call flows"), "routing", order=20)]
 
 
 def _branches(item: dict[str, Any]) -> str:
@@ -36,7 +36,7 @@ def _steps(item: dict[str, Any]) -> str:
 
 FLOWS = Section(
     section="flows", name="flows", url="", template="routing/flow.html",
-    title=lambda: _("Call flows"),
+    title=lambda: _("Call flows"), one=lambda: _("Call flow"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
              (lambda: _("Name"), lambda it: it.get("name", "")),
              (lambda: _("Schedule"), lambda it: it.get("schedule", "")),
@@ -44,7 +44,7 @@ FLOWS = Section(
     diagram_kind="flow", thumbnails=True, per_page=25)
 CHAINS = Section(
     section="forwarding_chains", name="chains", url="/chains", template="routing/chain.html",
-    title=lambda: _("Forwarding chains"),
+    title=lambda: _("Forwarding chains"), one=lambda: _("Forwarding chain"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
              (lambda: _("Name"), lambda it: it.get("name", "")),
              (lambda: _("Steps"), _steps)],

@@ -67,7 +67,7 @@ def _keys(item: dict[str, Any]) -> str:
 
 MENUS = Section(
     section="voice_menus", name="menus", url="", template="routing/menu.html",
-    title=lambda: _("Voice menus"),
+    title=lambda: _("Voice menus"), one=lambda: _("Voice menu"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
              (lambda: _("Name"), lambda it: it.get("name", "")),
              (lambda: _("Extension"), lambda it: it.get("extension", "")),

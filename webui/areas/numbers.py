@@ -21,7 +21,7 @@ def _enabled(item: dict[str, Any]) -> str:
 
 NUMBERS = Section(
     section="numbers", name="numbers", url="", template="routing/number.html",
-    title=lambda: _("Numbers"),
+    title=lambda: _("Numbers"), one=lambda: _("Number"),
     columns=[(lambda: _("Number"), lambda it: it.get("number", "")),
              (lambda: _("Label"), lambda it: it.get("label", "")),
              (lambda: _("Line"), lambda it: it.get("line", "")),

@@ -18,16 +18,14 @@ from . import NavItem
 from ._routing import Section, destination_choices, keyed_choices, register
 
 bp = Blueprint("outbound", __name__, url_prefix="/outbound")
-NAV = [NavItem("outbound.routes_list", _l("Outbound routes"), "routing", order=70),
-       NavItem("outbound.callerid_list", _l("Caller ID"), "routing", order=75),
-       NavItem("outbound.repeat_caller", _l("Repeat callers"), "routing", order=80)]
+NAV = [NavItem("outbound.routes_list", _l("Outbound routes"), "routing", order=70)]
 
 ROUTE_CLASSES = ("internal", "local", "mobile", "long_distance", "international", "emergency",
                  "service", "premium")
 
 ROUTES = Section(
     section="outbound_routes", name="routes", url="", template="routing/route.html",
-    title=lambda: _("Outbound routes"),
+    title=lambda: _("Outbound routes"), one=lambda: _("Outbound route"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
              (lambda: _("Pattern"), lambda it: it.get("pattern", "")),
              (lambda: _("Class"), lambda it: it.get("route_class", "")),
@@ -37,6 +35,7 @@ ROUTES = Section(
 CALLER_ID = Section(
     section="caller_id_rules", name="callerid", url="/caller-id",
     template="routing/callerid.html", title=lambda: _("Caller ID rules"),
+    one=lambda: _("Caller ID rule"),
     columns=[(lambda: _("Mode"), lambda it: it.get("mode", "")),
              (lambda: _("Pattern"), lambda it: it.get("pattern", "")),
              (lambda: _("Route"), lambda it: it.get("route", "")),

@@ -21,8 +21,7 @@ from . import NavItem
 from ._routing import Section, register
 
 bp = Blueprint("schedules", __name__, url_prefix="/schedules")
-NAV = [NavItem("schedules.schedules_list", _l("Schedules"), "routing", order=60),
-       NavItem("schedules.holidays_list", _l("Holidays"), "routing", order=65)]
+NAV = [NavItem("schedules.schedules_list", _l("Schedules"), "routing", order=60)]
 
 _HOURS_PATH = re.compile(r"hours\.(?P<day>[a-z]{3})(?:\[\d+\])?")
 _DATE_HOURS_PATH = re.compile(r"dates\[(?P<i>\d+)\]\.hours(?:\[\d+\])?")
@@ -84,7 +83,7 @@ def _hours(item: dict[str, Any]) -> str:
 
 SCHEDULES = Section(
     section="schedules", name="schedules", url="", template="routing/schedule.html",
-    title=lambda: _("Schedules"),
+    title=lambda: _("Schedules"), one=lambda: _("Schedule"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
              (lambda: _("Name"), lambda it: it.get("name", "")),
              (lambda: _("Hours"), _hours),
@@ -93,7 +92,7 @@ SCHEDULES = Section(
     extra={"weekdays": WEEKDAYS})
 HOLIDAYS = Section(
     section="holiday_sets", name="holidays", url="/holidays", template="routing/holidays.html",
-    title=lambda: _("Holidays"),
+    title=lambda: _("Holidays"), one=lambda: _("Holiday set"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
              (lambda: _("Name"), lambda it: it.get("name", "")),
              (lambda: _("Dates"), lambda it: len(it.get("dates") or []))])
