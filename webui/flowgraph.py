@@ -391,7 +391,7 @@ PAD = 8
 TOP = 36  # room above the first row for the labels of edges that rise into it
 GAP_X = 90
 GAP_Y = 18
-CHARS = 28  # per line at 12-13 px: Cyrillic and Latin both fit in NODE_W
+CHARS = 26  # per line at 12 px: Cyrillic and Latin both fit in NODE_W
 _COLOURS = {
     "number": ("#1f5fbf", "#ffffff"), "flow": ("#e7eefb", "#17202f"),
     "repeat": ("#efe7fb", "#17202f"), "greeting": ("#fff7d6", "#17202f"),

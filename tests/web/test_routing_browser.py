@@ -55,7 +55,7 @@ def test_flow_for_a_number_and_its_diagram(demo: Flask, live_url: str, page: Any
     page.wait_for_url("**/flows/item/evening")
 
     page.goto(f"{live_url}/numbers/")
-    page.locator("tr", has_text="+74955550077").locator("a[aria-label='Call flow']").click()
+    page.locator("tr", has_text="+74955550077").locator("a.thumb-link").click()
     page.locator("#diagram").wait_for()
     text = page.locator("#diagram").inner_text()
     assert "Общий автоответчик" in text and "Отдел продаж" not in text, text

@@ -169,7 +169,8 @@ def test_chain_menu_schedule_holidays_outbound_callerid(demo: Flask,
     shop = ed.item("schedules", "shop")
     assert shop["hours"] == {"mon": ["10:00-14:00", "15:00-19:00"], "sat": ["11:00-16:00"]}
     assert shop["dates"][0]["hours"] == ["10:00-12:00"]
-    r = post_form(admin_client, "/schedules/item/shop", {"key": "shop", "hourstext.tue": "25:00-26:00"})
+    r = post_form(admin_client, "/schedules/item/shop",
+                  {"key": "shop", "hourstext.tue": "25:00-26:00"})
     assert r.status_code == 400 and 'id="e-hourstext.tue"' in r.text
 
     r = post_form(admin_client, "/schedules/holidays/new", {
