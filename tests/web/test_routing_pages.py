@@ -264,3 +264,16 @@ def test_hostile_input_gets_a_clear_error(demo: Flask, admin_client: FlaskClient
     assert admin_client.get("/numbers/?page=zz").status_code == 200
     r = post_form(admin_client, "/flows/preview?section=nope", {}, page="/flows/new")
     assert r.status_code == 404
+
+
+def test_holidays_of_an_unknown_country_are_explained(demo: Flask,
+                                                      admin_client: FlaskClient) -> None:
+    from appliance.config.edit import Actor
+
+    ed = editor(demo)
+    ed.set_settings("box", {**ed.settings("box"), "country": "ZZ"}, actor=Actor("t"))
+    r = post_form(admin_client, "/schedules/holidays/item/ru-2026/fill?lang=en",
+                  {"year": "2027"}, page="/schedules/holidays/item/ru-2026",
+                  follow_redirects=True)
+    assert r.status_code == 200 and "No public holidays are known for the country ZZ" in r.text
+    assert len(ed.item("holiday_sets", "ru-2026")["dates"]) == 9

@@ -135,11 +135,13 @@ def edit_page(sec: Section, key: str | None) -> Any:
     if request.method == "GET":
         if key is None:
             return render_template(sec.template, **_context(sec, data, {}, None, {}))
-        try:
-            item = ctx.editor.item(sec.section, key)
-        except NotFoundError:
+        # Looked up in the data already read (one export per page, not two); these
+        # sections hold no secrets.
+        items = [it for it in data.get(sec.section, []) or [] if isinstance(it, dict)]
+        found = [it for i, it in enumerate(items) if item_key(sec.section, it, i) == key]
+        if not found:
             abort(404)
-        return render_template(sec.template, **_context(sec, data, item, key, {}))
+        return render_template(sec.template, **_context(sec, data, found[0], key, {}))
     try:
         posted = parse_form(request.form)
     except FormError as exc:

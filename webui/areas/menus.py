@@ -23,7 +23,8 @@ def menu_to_item(posted: dict[str, Any]) -> dict[str, Any]:
     """The form's key rows (`keyrows[i].digit`, `keyrows[i].to`) as the menu's key map."""
     item = {k: v for k, v in posted.items() if k != "keyrows"}
     keys: dict[str, Any] = {}
-    for row in posted.get("keyrows") or []:
+    rows = posted.get("keyrows")
+    for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict) and row.get("digit") is not None:
             digit = str(row["digit"])
             # A digit given twice: the error names the second row (dicts keep one).
@@ -43,21 +44,25 @@ def menu_to_form(item: dict[str, Any]) -> dict[str, Any]:
 
 def menu_fields(errors: dict[str, str], item: dict[str, Any]) -> dict[str, str]:
     """Problems under `keys['1']` land on the row of key 1."""
-    digits = [str(d) for d in (item.get("keys") or {})]
+    keys = item.get("keys")
+    digits = [str(d) for d in keys] if isinstance(keys, dict) else []
     out: dict[str, str] = {}
+
+    def add(target: str, message: str) -> None:
+        out[target] = f"{out[target]}; {message}" if target in out else message
+
     for path, message in errors.items():
         match = _KEY_PATH.fullmatch(path)
         if match is None:
-            out[path] = message
+            add(path, message)
             continue
         digit = match.group("quoted") if match.group("quoted") is not None else match.group(
             "bare")
         if digit not in digits:
-            out["keys"] = message
+            add("keys", message)
             continue
-        row = digits.index(digit)
         field = "digit" if match.group("quoted") is None else "to"
-        out[f"keyrows[{row}].{field}"] = message
+        add(f"keyrows[{digits.index(digit)}].{field}", message)
     return out
 
 

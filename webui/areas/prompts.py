@@ -17,13 +17,8 @@ from flask_babel import lazy_gettext as _l
 
 from appliance.config.edit import NotFoundError
 from appliance.config.errors import ConfigError
-from appliance.prompts.library import (
-    PROMPTS_SUBDIR,
-    PromptError,
-    _is_key,
-    list_prompts,
-    store_prompt,
-)
+from appliance.config.types import normalize_key
+from appliance.prompts.library import PROMPTS_SUBDIR, PromptError, list_prompts, store_prompt
 
 from ..auth import actor, admin_required
 from ..context import web
@@ -34,6 +29,15 @@ NAV = [NavItem("prompts.index", _l("Prompts"), "routing", order=50)]
 
 MAX_AUDIO = 20 * 1024 * 1024  # about 20 minutes of MP3; a greeting is seconds long
 LANGUAGES = ("ru", "en")
+
+
+def _is_key(key: str) -> bool:
+    """A prompt key (the configuration's key syntax), which is also a safe file name."""
+    try:
+        normalize_key(key)
+    except ValueError:
+        return False
+    return True
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -31,6 +31,10 @@ def _periods(text: Any) -> list[str]:
     return [p.strip() for p in str(text).split(",") if p.strip()]
 
 
+def _joined(periods: Any) -> str:
+    return ", ".join(str(p) for p in periods) if isinstance(periods, list) else ""
+
+
 def schedule_to_item(posted: dict[str, Any]) -> dict[str, Any]:
     """Hours typed as '09:00-13:00, 14:00-18:00' per weekday (and per special date)."""
     item = {k: v for k, v in posted.items() if k != "hourstext"}
@@ -39,7 +43,8 @@ def schedule_to_item(posted: dict[str, Any]) -> dict[str, Any]:
         text, dict) else {}
     item["hours"] = {day: periods for day, periods in hours.items() if periods}
     dates = []
-    for row in posted.get("dates") or []:
+    rows = posted.get("dates")
+    for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict):
             row = dict(row)
             row["hours"] = _periods(row.pop("hourstext", ""))
@@ -54,9 +59,10 @@ def schedule_to_form(item: dict[str, Any]) -> dict[str, Any]:
     if "hourstext" in item:
         return item
     hours = item.get("hours") if isinstance(item.get("hours"), dict) else {}
-    text = {day: ", ".join(hours.get(day) or []) for day in WEEKDAYS}
-    dates = [{**d, "hourstext": ", ".join(d.get("hours") or [])}
-             for d in item.get("dates") or [] if isinstance(d, dict)]
+    text = {day: _joined(hours.get(day)) for day in WEEKDAYS}
+    rows = item.get("dates")
+    dates = [{**d, "hourstext": _joined(d.get("hours"))}
+             for d in (rows if isinstance(rows, list) else []) if isinstance(d, dict)]
     return {**item, "hourstext": text, "dates": dates}
 
 
