@@ -389,7 +389,8 @@ NODE_W = 210
 LINE_H = 16
 PAD = 8
 TOP = 36  # room above the first row for the labels of edges that rise into it
-GAP_X = 90
+GAP_X = 130  # room for two short lines of an edge's label
+PORT_GAP = 32  # between labelled edges leaving one box (a label has two lines)
 GAP_Y = 18
 CHARS = 26  # per line at 12 px: Cyrillic and Latin both fit in NODE_W
 _COLOURS = {
@@ -478,21 +479,58 @@ def layout(graph: Graph) -> Layout:
     columns: dict[int, list[Node]] = {}
     for node in graph.nodes:
         columns.setdefault(layer[node.id], []).append(node)
+    parents: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
+    outgoing = dict.fromkeys(known, 0)
+    for edge in graph.edges:
+        if edge.source in known and edge.target in known:
+            parents[edge.target].append(edge.source)
+            outgoing[edge.source] += 1
     boxes: dict[str, Box] = {}
     height = 0
     for column, nodes in sorted(columns.items()):
+        # Each box near the middle of its parents (fewer crossings); discovery order on ties.
+        def centre(node: Node) -> float:
+            ys = [boxes[p].y + boxes[p].h / 2 for p in parents[node.id] if p in boxes]
+            return sum(ys) / len(ys) if ys else 0.0
+
+        nodes = sorted(nodes, key=centre) if column else nodes
         y = TOP
         for node in nodes:
             lines = [(line, True) for line in _wrap(node.title, CHARS - 3, 2)]
             for detail in node.details[:8]:
                 lines += [(line, False) for line in _wrap(detail, CHARS + 2, 2)]
-            h = PAD * 2 + LINE_H * len(lines)
+            h = max(PAD * 2 + LINE_H * len(lines), outgoing[node.id] * PORT_GAP,
+                    len(parents[node.id]) * 12 + PAD)
             x = PAD + column * (NODE_W + GAP_X)
             boxes[node.id] = Box(node, x, y, NODE_W, h, tuple(lines))
             y += h + GAP_Y
         height = max(height, y)
     width = PAD * 2 + (max(columns, default=0) + 1) * (NODE_W + GAP_X) - GAP_X
     return Layout(boxes, width, max(height, 40))
+
+
+def _ports(graph: Graph, boxes: dict[str, Box]) -> dict[int, tuple[int, int]]:
+    """Where each edge leaves its source and enters its target (y), spread along the sides
+    in the order of the other ends, so that edges and labels do not pile up."""
+    leaving: dict[str, list[int]] = {}
+    entering: dict[str, list[int]] = {}
+    for i, edge in enumerate(graph.edges):
+        if edge.source in boxes and edge.target in boxes:
+            leaving.setdefault(edge.source, []).append(i)
+            entering.setdefault(edge.target, []).append(i)
+
+    def spread(box: Box, edges: list[int], other: Callable[[int], float]) -> dict[int, int]:
+        ordered = sorted(edges, key=other)
+        step = box.h / len(ordered)
+        return {e: int(box.y + step * (k + 0.5)) for k, e in enumerate(ordered)}
+
+    out_y: dict[int, int] = {}
+    in_y: dict[int, int] = {}
+    for node_id, edges in leaving.items():
+        out_y.update(spread(boxes[node_id], edges, lambda e: boxes[graph.edges[e].target].y))
+    for node_id, edges in entering.items():
+        in_y.update(spread(boxes[node_id], edges, lambda e: boxes[graph.edges[e].source].y))
+    return {e: (out_y[e], in_y[e]) for e in out_y}
 
 
 def render_svg(graph: Graph, *, link: Linker | None = None, title: str = "",
@@ -509,23 +547,23 @@ def render_svg(graph: Graph, *, link: Linker | None = None, title: str = "",
                'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
                '<path d="M0,0 L10,5 L0,10 z" fill="#5d6677"/></marker></defs>')
     labels = []
-    for edge in graph.edges:
-        a, b = placed.boxes.get(edge.source), placed.boxes.get(edge.target)
-        if a is None or b is None:
+    ports = _ports(graph, placed.boxes)
+    for i, edge in enumerate(graph.edges):
+        if i not in ports:
             continue
-        x1, y1 = a.x + a.w, a.y + min(a.h // 2, 24)
-        x2, y2 = b.x, b.y + min(b.h // 2, 24)
+        a, b = placed.boxes[edge.source], placed.boxes[edge.target]
+        (y1, y2), x1, x2 = ports[i], a.x + a.w, b.x
         mid = (x1 + x2) // 2
         out.append(f'<path d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" fill="none" '
                    f'stroke="#5d6677" stroke-width="1.4" marker-end="url(#fg-arrow)"/>')
         if edge.label:
-            text = _wrap(edge.label, 16, 2)
-            lx = x2 - 6
-            ly = y2 - 6 - LINE_H * (len(text) - 1)
-            for i, line in enumerate(text):
-                labels.append(f'<text x="{lx}" y="{ly + i * LINE_H}" text-anchor="end" '
-                              f'fill="#17202f" font-size="11" paint-order="stroke" '
-                              f'stroke="#ffffff" stroke-width="3">{escape(line)}</text>')
+            # At the start of the edge, where it still runs level: one line above it, one
+            # below (a long label is cut with an ellipsis; the full text is the tooltip).
+            for k, line in enumerate(_wrap(edge.label, 22, 2)):
+                labels.append(f'<text x="{x1 + 5}" y="{y1 - 4 + k * 15}" fill="#17202f" '
+                              f'font-size="11" paint-order="stroke" stroke="#ffffff" '
+                              f'stroke-width="3"><title>{escape(_NOT_XML.sub("", edge.label))}'
+                              f'</title>{escape(line)}</text>')
     for box in placed.boxes.values():
         fill, ink = _COLOURS.get(box.node.kind, ("#ffffff", "#17202f"))
         dash = ' stroke-dasharray="4 3"' if box.node.kind in ("back", "missing") else ""

@@ -64,6 +64,18 @@ def test_upload_play_and_delete(app: Flask, admin_client: FlaskClient) -> None:
     assert ctx.editor.items("prompts") == []
 
 
+def test_builtin_prompts_play_per_language(app: Flask, admin_client: FlaskClient) -> None:
+    # `make test` generates the built-in prompts (share/prompts) before the suite runs.
+    page = admin_client.get("/prompts/").text
+    assert "/prompts/play/welcome?lang=ru" in page and "/prompts/play/welcome?lang=en" in page
+    ru = admin_client.get("/prompts/play/welcome?lang=ru")
+    en = admin_client.get("/prompts/play/welcome?lang=en", headers={"Range": "bytes=44-99"})
+    assert ru.status_code == 200 and ru.mimetype == "audio/wav"
+    assert info_of_bytes(ru.data).rate == 8000
+    assert en.status_code == 206 and len(en.data) == 56
+    assert admin_client.get("/prompts/play/welcome?lang=de").status_code == 404
+
+
 def test_bad_uploads_are_refused_clearly(app: Flask, admin_client: FlaskClient) -> None:
     r = upload(admin_client, b"MZ\x90\x00 this is an exe", "virus.wav")
     assert r.status_code == 400 and 'class="error"' in r.text
