@@ -44,7 +44,7 @@ def test_main_number_of_the_demo(demo: dict[str, Any]) -> None:
     assert labels[("Department", "Voicemail")] == "after 45 s, busy or no answer"
     assert labels[("Repeat caller?", "Their manager")] == "known"
     sales = next(n for n in graph.nodes if n.kind == "department")
-    assert sales.details[:2] == ("Отдел продаж", "one after another")
+    assert sales.details[:3] == ("Отдел продаж", "one after another", "rings up to 45 s")
     assert "102 Мария Иванова" in sales.details
     # The general voicemail is reached from the chain and from the closed branch: drawn once.
     general = [n for n in graph.nodes if n.ref == ("voicemail", "general")]

@@ -292,12 +292,13 @@ class _Builder:
             members, list) else []
         shown = names[:6] + ([gettext("and %(count)s more") % {"count": len(names) - 6}]
                              if len(names) > 6 else [])
-        details = [_text(item.get("name")), strategies.get(strategy, strategy), *shown]
+        timeout = _seconds(item.get("timeout"), 60)
+        details = [_text(item.get("name")), strategies.get(strategy, strategy),
+                   gettext("rings up to %(seconds)s s") % {"seconds": timeout}, *shown]
         if not names:
             details.append(gettext("nobody to ring"))
         node_id = self.add("department", gettext("Department"), details, ("department", key))
         if item.get("overflow") is not None:
-            timeout = _seconds(item.get("timeout"), 60)
             self.link(node_id, self.destination(item["overflow"]),
                       gettext("after %(seconds)s s, busy or no answer") % {"seconds": timeout})
         return node_id
@@ -454,6 +455,13 @@ class Layout:
     boxes: dict[str, Box]
     width: int
     height: int
+    # Edges that skip columns pass through a free slot in each column between (edge index ->
+    # the slot's y per skipped column), so that no line runs behind a box.
+    routes: dict[int, list[int]] = field(default_factory=dict)
+
+    def column_x(self, column: int) -> int:
+        """The left edge of a column."""
+        return PAD + column * (NODE_W + GAP_X)
 
 
 def layout(graph: Graph) -> Layout:
@@ -476,42 +484,63 @@ def layout(graph: Graph) -> Layout:
             incoming[child] -= 1
             if incoming[child] == 0:
                 ready.append(child)
-    columns: dict[int, list[Node]] = {}
+    nodes_by_id = {n.id: n for n in graph.nodes}
+    columns: dict[int, list[str]] = {}
     for node in graph.nodes:
-        columns.setdefault(layer[node.id], []).append(node)
+        columns.setdefault(layer[node.id], []).append(node.id)
     parents: dict[str, list[str]] = {n.id: [] for n in graph.nodes}
     outgoing = dict.fromkeys(known, 0)
-    for edge in graph.edges:
-        if edge.source in known and edge.target in known:
-            parents[edge.target].append(edge.source)
-            outgoing[edge.source] += 1
+    skips: dict[int, list[str]] = {}  # edge index -> its slots, one per skipped column
+    for i, edge in enumerate(graph.edges):
+        if edge.source not in known or edge.target not in known:
+            continue
+        outgoing[edge.source] += 1
+        previous = edge.source
+        for column in range(layer[edge.source] + 1, layer[edge.target]):
+            slot = f"~{i}~{column}"
+            columns.setdefault(column, []).append(slot)
+            parents[slot] = [previous]
+            skips.setdefault(i, []).append(slot)
+            previous = slot
+        parents[edge.target].append(previous)
     boxes: dict[str, Box] = {}
+    slot_y: dict[str, int] = {}
+    centres: dict[str, float] = {}
     height = 0
-    for column, nodes in sorted(columns.items()):
+    for column, members in sorted(columns.items()):
         # Each box near the middle of its parents (fewer crossings); discovery order on ties.
-        def centre(node: Node) -> float:
-            ys = [boxes[p].y + boxes[p].h / 2 for p in parents[node.id] if p in boxes]
+        def centre(member: str) -> float:
+            ys = [centres[p] for p in parents[member] if p in centres]
             return sum(ys) / len(ys) if ys else 0.0
 
-        nodes = sorted(nodes, key=centre) if column else nodes
+        ordered = sorted(members, key=centre) if column else members
         y = TOP
-        for node in nodes:
+        for member in ordered:
+            if member not in nodes_by_id:  # a slot for a line passing through
+                slot_y[member] = y + 6
+                centres[member] = y + 6
+                y += 12 + GAP_Y // 2
+                continue
+            node = nodes_by_id[member]
             lines = [(line, True) for line in _wrap(node.title, CHARS - 3, 2)]
             for detail in node.details[:8]:
                 lines += [(line, False) for line in _wrap(detail, CHARS + 2, 2)]
             h = max(PAD * 2 + LINE_H * len(lines), outgoing[node.id] * PORT_GAP,
                     len(parents[node.id]) * 12 + PAD)
-            x = PAD + column * (NODE_W + GAP_X)
-            boxes[node.id] = Box(node, x, y, NODE_W, h, tuple(lines))
+            boxes[node.id] = Box(node, PAD + column * (NODE_W + GAP_X), y, NODE_W, h,
+                                 tuple(lines))
+            centres[member] = y + h / 2
             y += h + GAP_Y
         height = max(height, y)
     width = PAD * 2 + (max(columns, default=0) + 1) * (NODE_W + GAP_X) - GAP_X
-    return Layout(boxes, width, max(height, 40))
+    routes = {i: [slot_y[slot] for slot in slots] for i, slots in skips.items()}
+    return Layout(boxes, width, max(height, 40), routes)
 
 
-def _ports(graph: Graph, boxes: dict[str, Box]) -> dict[int, tuple[int, int]]:
+def _ports(graph: Graph, placed: Layout) -> dict[int, tuple[int, int]]:
     """Where each edge leaves its source and enters its target (y), spread along the sides
     in the order of the other ends, so that edges and labels do not pile up."""
+    boxes = placed.boxes
     leaving: dict[str, list[int]] = {}
     entering: dict[str, list[int]] = {}
     for i, edge in enumerate(graph.edges):
@@ -526,10 +555,19 @@ def _ports(graph: Graph, boxes: dict[str, Box]) -> dict[int, tuple[int, int]]:
 
     out_y: dict[int, int] = {}
     in_y: dict[int, int] = {}
+
+    def first(e: int) -> float:
+        slots = placed.routes.get(e)
+        return slots[0] if slots else boxes[graph.edges[e].target].y
+
+    def last(e: int) -> float:
+        slots = placed.routes.get(e)
+        return slots[-1] if slots else boxes[graph.edges[e].source].y
+
     for node_id, edges in leaving.items():
-        out_y.update(spread(boxes[node_id], edges, lambda e: boxes[graph.edges[e].target].y))
+        out_y.update(spread(boxes[node_id], edges, first))
     for node_id, edges in entering.items():
-        in_y.update(spread(boxes[node_id], edges, lambda e: boxes[graph.edges[e].source].y))
+        in_y.update(spread(boxes[node_id], edges, last))
     return {e: (out_y[e], in_y[e]) for e in out_y}
 
 
@@ -547,15 +585,25 @@ def render_svg(graph: Graph, *, link: Linker | None = None, title: str = "",
                'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
                '<path d="M0,0 L10,5 L0,10 z" fill="#5d6677"/></marker></defs>')
     labels = []
-    ports = _ports(graph, placed.boxes)
+    ports = _ports(graph, placed)
     for i, edge in enumerate(graph.edges):
         if i not in ports:
             continue
         a, b = placed.boxes[edge.source], placed.boxes[edge.target]
         (y1, y2), x1, x2 = ports[i], a.x + a.w, b.x
-        mid = (x1 + x2) // 2
-        out.append(f'<path d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" fill="none" '
-                   f'stroke="#5d6677" stroke-width="1.4" marker-end="url(#fg-arrow)"/>')
+        # Through the free slot of every skipped column: a curve across each gap, a straight
+        # line across each column.
+        column = (a.x - PAD) // (NODE_W + GAP_X)
+        d, x, y = f"M{x1},{y1}", x1, y1
+        for k, slot in enumerate(placed.routes.get(i, [])):
+            left = placed.column_x(column + 1 + k)
+            mid = (x + left) // 2
+            d += f" C{mid},{y} {mid},{slot} {left},{slot} L{left + NODE_W},{slot}"
+            x, y = left + NODE_W, slot
+        mid = (x + x2) // 2
+        d += f" C{mid},{y} {mid},{y2} {x2},{y2}"
+        out.append(f'<path d="{d}" fill="none" stroke="#5d6677" stroke-width="1.4" '
+                   f'marker-end="url(#fg-arrow)"/>')
         if edge.label:
             # At the start of the edge, where it still runs level: one line above it, one
             # below (a long label is cut with an ellipsis; the full text is the tooltip).
