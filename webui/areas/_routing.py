@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from markupsafe import Markup
+from werkzeug.routing import BuildError
 
 from appliance.config.edit import LIST_SECTIONS, NotFoundError, item_key
 from appliance.config.errors import ConfigError
@@ -48,7 +49,7 @@ def item_link(kind: str, key: str) -> str | None:
         return None
     try:
         return url_for(endpoint, key=key)
-    except Exception:  # an area missing from this build: no link rather than a 500
+    except BuildError:  # an area missing from this build: no link rather than a 500
         return None
 
 
