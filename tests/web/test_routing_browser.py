@@ -26,9 +26,9 @@ def test_flow_for_a_number_and_its_diagram(demo: Flask, live_url: str, page: Any
     page.select_option("[name='branches[0].when']", "always")
     page.select_option("[name='branches[0].to.kind']", "department")
     # destination.js shows only the chosen kind's target list
-    target = page.locator("[name='branches[0].to.target'][data-dest-for=department]")
+    target = page.locator("[data-dest-for=department] [name='branches[0].to.target']")
     target.select_option("sales")
-    assert page.locator("[name='branches[0].to.target'][data-dest-for=employee]").is_hidden()
+    assert page.locator("[data-dest-for=employee] [name='branches[0].to.target']").is_hidden()
     page.click("form.card button.primary")
     page.wait_for_url("**/flows/item/evening")
 
@@ -46,7 +46,7 @@ def test_flow_for_a_number_and_its_diagram(demo: Flask, live_url: str, page: Any
 
     page.goto(f"{live_url}/flows/item/evening")
     page.select_option("[name='branches[0].to.kind']", "voicemail")
-    page.locator("[name='branches[0].to.target'][data-dest-for=voicemail]").select_option(
+    page.locator("[data-dest-for=voicemail] [name='branches[0].to.target']").select_option(
         "general")
     # Redrawn from the unsaved form by htmx.
     page.locator("#diagram text", has_text="Общий автоответчик").first.wait_for()

@@ -47,8 +47,8 @@ def test_converters_never_raise(form: dict[str, Any], extra: Any) -> None:
 def test_error_paths_always_land_somewhere(errors: dict[str, str], keys: dict[str, Any]) -> None:
     for mapped in (menu_fields(errors, {"keys": keys}), schedule_fields(errors, {})):
         # Nothing is lost: every message appears under some field.
-        assert set(errors.values()) <= {part for text in mapped.values()
-                                        for part in text.split("; ")} | set(mapped.values())
+        for message in errors.values():
+            assert any(message in text for text in mapped.values())
 
 
 def test_menu_rows_round_trip() -> None:

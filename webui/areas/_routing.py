@@ -30,6 +30,7 @@ from appliance.config.errors import ConfigError
 from .. import flowgraph
 from ..auth import actor, admin_required
 from ..context import web
+from ..destination import picker
 from ..forms import FormError, field_errors, parse_form
 
 MAX_KEY = 200  # longer URL keys cannot name an item; refused before any lookup
@@ -75,7 +76,8 @@ def keyed_choices(data: dict[str, Any], section: str, field_name: str = "key",
 
 
 def destination_choices(data: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
-    """Targets per destination kind (and `line` for external numbers) for `_destination.html`."""
+    """Items by kind for the pages' own selects (a number's flow and line, a route's lines);
+    destination pickers get `webui.destination.picker` as `dest`."""
     return {
         "employee": keyed_choices(data, "employees", "extension"),
         "department": keyed_choices(data, "departments"),
@@ -121,7 +123,7 @@ def _context(sec: Section, data: dict[str, Any], item: dict[str, Any], key: str 
              errors: dict[str, str]) -> dict[str, Any]:
     root_key = None if key is None else key
     return {"sec": sec, "item": sec.to_form(item), "key": key, "errors": errors,
-            "data": data, "choices": destination_choices(data),
+            "data": data, "choices": destination_choices(data), "dest": picker(data),
             "diagram": (diagram(data, sec.diagram_kind, root_key)
                         if sec.diagram_kind and root_key is not None else None),
             **sec.extra}

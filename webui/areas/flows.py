@@ -38,7 +38,7 @@ FLOWS = Section(
     section="flows", name="flows", url="", template="routing/flow.html",
     title=lambda: _("Call flows"), one=lambda: _("Call flow"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
-             (lambda: _("Name"), lambda it: it.get("name", "")),
+             (lambda: _("Title"), lambda it: it.get("name", "")),
              (lambda: _("Schedule"), lambda it: it.get("schedule", "")),
              (lambda: _("Branches"), _branches)],
     diagram_kind="flow", thumbnails=True, per_page=25)
@@ -46,7 +46,7 @@ CHAINS = Section(
     section="forwarding_chains", name="chains", url="/chains", template="routing/chain.html",
     title=lambda: _("Forwarding chains"), one=lambda: _("Forwarding chain"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
-             (lambda: _("Name"), lambda it: it.get("name", "")),
+             (lambda: _("Title"), lambda it: it.get("name", "")),
              (lambda: _("Steps"), _steps)],
     diagram_kind="chain")
 register(bp, FLOWS)

@@ -74,7 +74,7 @@ MENUS = Section(
     section="voice_menus", name="menus", url="", template="routing/menu.html",
     title=lambda: _("Voice menus"), one=lambda: _("Voice menu"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
-             (lambda: _("Name"), lambda it: it.get("name", "")),
+             (lambda: _("Title"), lambda it: it.get("name", "")),
              (lambda: _("Extension"), lambda it: it.get("extension", "")),
              (lambda: _("Keys"), _keys)],
     to_item=menu_to_item, to_form=menu_to_form, to_fields=menu_fields,

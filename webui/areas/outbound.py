@@ -13,9 +13,10 @@ from appliance.config.errors import ConfigError
 
 from ..auth import actor, admin_required
 from ..context import web
+from ..destination import picker
 from ..forms import FormError, field_errors, parse_form
 from . import NavItem
-from ._routing import Section, destination_choices, keyed_choices, register
+from ._routing import Section, keyed_choices, register
 
 bp = Blueprint("outbound", __name__, url_prefix="/outbound")
 NAV = [NavItem("outbound.routes_list", _l("Outbound routes"), "routing", order=70)]
@@ -49,7 +50,7 @@ def _repeat_page(values: dict[str, Any], errors: dict[str, str], status: int = 2
     sources = [("call_history", _("the box's call history"))] + [
         (f"crm:{k}", f"CRM: {label}") for k, label in keyed_choices(data, "crm")]
     return render_template("routing/repeat_caller.html", item=values, errors=errors,
-                           data=data, sources=sources, choices=destination_choices(data),
+                           data=data, sources=sources, dest=picker(data),
                            employees=keyed_choices(data, "employees", "extension")), status
 
 

@@ -91,7 +91,7 @@ SCHEDULES = Section(
     section="schedules", name="schedules", url="", template="routing/schedule.html",
     title=lambda: _("Schedules"), one=lambda: _("Schedule"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
-             (lambda: _("Name"), lambda it: it.get("name", "")),
+             (lambda: _("Title"), lambda it: it.get("name", "")),
              (lambda: _("Hours"), _hours),
              (lambda: _("Override"), lambda it: it.get("override", "auto"))],
     to_item=schedule_to_item, to_form=schedule_to_form, to_fields=schedule_fields,
@@ -100,7 +100,7 @@ HOLIDAYS = Section(
     section="holiday_sets", name="holidays", url="/holidays", template="routing/holidays.html",
     title=lambda: _("Holidays"), one=lambda: _("Holiday set"),
     columns=[(lambda: _("Key"), lambda it: it.get("key", "")),
-             (lambda: _("Name"), lambda it: it.get("name", "")),
+             (lambda: _("Title"), lambda it: it.get("name", "")),
              (lambda: _("Dates"), lambda it: len(it.get("dates") or []))])
 register(bp, SCHEDULES)
 register(bp, HOLIDAYS)

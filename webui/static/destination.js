@@ -1,21 +1,24 @@
-// Destination pickers (_destination.html): show and enable only the target of the chosen kind,
-// so the form posts one NAME.target. Delegated, so rows added later work too.
+// The destination picker (templates/_destination.html): only the chosen kind's target field
+// is shown and posted. Loaded once per picker; the guard keeps one set of listeners.
 (function () {
   "use strict";
-  function sync(select) {
-    var box = select.closest("[data-destination]");
-    if (!box) { return; }
-    var kind = select.value;
-    box.querySelectorAll("[data-dest-for]").forEach(function (control) {
-      var on = control.getAttribute("data-dest-for") === kind;
-      control.hidden = !on;
-      control.disabled = !on;
+  if (window.pbxDestination) { return; }
+  window.pbxDestination = true;
+  function update(picker) {
+    var select = picker.querySelector("[data-dest-kind]");
+    var kind = select ? select.value : "";
+    picker.querySelectorAll("[data-dest-for]").forEach(function (box) {
+      var on = box.getAttribute("data-dest-for").split(" ").indexOf(kind) >= 0;
+      box.hidden = !on;
+      box.querySelectorAll("input, select").forEach(function (el) { el.disabled = !on; });
     });
   }
   document.addEventListener("change", function (event) {
-    if (event.target.matches && event.target.matches("[data-dest-kind]")) { sync(event.target); }
+    if (event.target.matches && event.target.matches("[data-dest-kind]")) {
+      update(event.target.closest("[data-destination]"));
+    }
   });
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-dest-kind]").forEach(sync);
+    document.querySelectorAll("[data-destination]").forEach(update);
   });
 })();
