@@ -35,21 +35,24 @@ from ..forms import FormError, field_errors, parse_form
 
 MAX_KEY = 200  # longer URL keys cannot name an item; refused before any lookup
 
-# Where the diagram's boxes link to: item kind -> (endpoint, URL argument).
+# Where the diagram's boxes link to: item kind -> (endpoint, URL argument). The people
+# areas' pages (departments, employees, voicemail boxes) are linked when they are present.
 _EDIT_ENDPOINTS = {
-    "number": "numbers.numbers_edit", "flow": "flows.flows_edit",
-    "chain": "flows.chains_edit", "voice_menu": "menus.menus_edit",
-    "schedule": "schedules.schedules_edit",
+    "number": ("numbers.numbers_edit", "key"), "flow": ("flows.flows_edit", "key"),
+    "chain": ("flows.chains_edit", "key"), "voice_menu": ("menus.menus_edit", "key"),
+    "schedule": ("schedules.schedules_edit", "key"),
+    "department": ("departments.edit", "key"), "employee": ("employees.edit", "ext"),
+    "voicemail": ("voicemail.edit", "key"),
 }
 
 
 def item_link(kind: str, key: str) -> str | None:
-    """The edit page of a configured item shown in a diagram (None: not one of ours)."""
-    endpoint = _EDIT_ENDPOINTS.get(kind)
-    if endpoint is None:
+    """The edit page of a configured item shown in a diagram (None: no such page here)."""
+    if kind not in _EDIT_ENDPOINTS:
         return None
+    endpoint, argument = _EDIT_ENDPOINTS[kind]
     try:
-        return url_for(endpoint, key=key)
+        return url_for(endpoint, **{argument: key})
     except BuildError:  # an area missing from this build: no link rather than a 500
         return None
 
