@@ -47,6 +47,7 @@ from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
 from .switchboard import Switchboard
+from .switchboard.live import user_of
 from .voicemail import Voicemail
 
 log = logging.getLogger(__name__)
@@ -539,7 +540,14 @@ class Box:
         return [
             {"call_id": c.call_id, "caller": c.caller, "dialled": c.dialled,
              "started_at": c.started_at.isoformat(),
-             "answered": c.answered_at is not None}
+             "answered": c.answered_at is not None,
+             # For the dashboard: who talks to whom, where, since when, at which step.
+             "answered_at": c.answered_at.isoformat() if c.answered_at else None,
+             "answered_by": c.answered_extension or (
+                 user_of(c.answered_contact) if c.answered_contact else None),
+             "direction": c.direction, "line": c.line or None,
+             "step": str(c.plan.step.why) if c.plan is not None and c.plan.step is not None
+             and not c.plan.finished else None}
             for c in self.switchboard.active_calls()
         ]
 
