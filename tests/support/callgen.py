@@ -140,3 +140,44 @@ def write_wav(path: Path, seconds: float = 1.0, rate: int = 8000) -> Path:
         out.setframerate(rate)
         out.writeframes(frames)
     return path
+
+
+def add_call(db: Database, *, uuid: str, started: dt.datetime, direction: str = "inbound",
+             caller: str = "+79161234567", dialled: str = "+74955550001",
+             caller_name: str | None = None, employee: str | None = None,
+             answered_by: str | None = None, answered_after: float | None = 5.0,
+             talk: float = 60.0, disposition: str | None = None,
+             route: str | None = None, recording: str | None = None,
+             missed: str | None = None) -> int:
+    """One finished call with the given parties (extensions), optional route JSON, recording
+    path (data-dir relative) and missed reason; returns its id."""
+    answered_at = started + dt.timedelta(seconds=answered_after) \
+        if answered_after is not None else None
+    ended = (answered_at + dt.timedelta(seconds=talk)) if answered_at else \
+        started + dt.timedelta(seconds=20)
+
+    def write(conn: sqlite_utils.Database) -> int:
+        c = conn.conn
+
+        def emp(ext: str | None) -> int | None:
+            row = c.execute("SELECT id FROM employees WHERE extension = ?", [ext]).fetchone()
+            return int(row[0]) if row else None
+
+        rec_id = c.execute("INSERT INTO recordings (path, duration_s) VALUES (?, ?)",
+                           [recording, talk]).lastrowid if recording else None
+        call_id = int(c.execute(
+            "INSERT INTO call_records (uuid, direction, caller, caller_name, dialled,"
+            " employee_id, answered_by_employee_id, started_at, answered_at, ended_at,"
+            " disposition, hangup_side, route, recording_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'caller', ?, ?)",
+            [uuid, direction, caller, caller_name, dialled, emp(employee), emp(answered_by),
+             ts(started), ts(answered_at), ts(ended),
+             disposition or ("answered" if answered_at else "no_answer"), route, rec_id]
+        ).lastrowid or 0)
+        if missed:
+            c.execute("INSERT INTO missed_calls (call_id, caller, reason,"
+                      " responsible_employee_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                      [call_id, caller, missed, emp(employee), ts(ended)])
+        return call_id
+
+    return db.write(write)
