@@ -110,7 +110,8 @@ def test_a_user_sees_only_their_own_calls(conn: sqlite3.Connection) -> None:
 def test_counts_by_day_add_up_to_the_calls_of_the_range(conn: sqlite3.Connection) -> None:
     first, last = dt.date(2026, 10, 1), dt.date(2026, 11, 23)
     days = reports.counts_by_day(conn, first, last, MSK)
-    assert [d.day for d in days][0] == first and len(days) == (last - first).days + 1
+    assert [d.day for d in days] == [first + dt.timedelta(days=i) for i in range(len(days))]
+    assert len(days) == (last - first).days + 1
     start, end = reports.day_range(first, last, MSK)
     expected = conn.execute(
         "SELECT direction, count(*) FROM call_records WHERE started_at >= ? AND started_at < ?"

@@ -160,6 +160,14 @@ class Series:
     values: Sequence[int]
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _text(value: str) -> Markup:
+    """Text for inside the SVG: escaped, and without characters XML does not allow."""
+    return escape(_NOT_XML.sub("", value))
+
+
 def _nice_max(value: int) -> int:
     """The chart's top: the smallest 1/2/5 x 10^n not below value (at least 1)."""
     step = 1
@@ -185,7 +193,7 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
     plot_h = height - bottom - top_pad
     out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
            f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
-           f"<title>{escape(title)}</title>"]
+           f"<title>{_text(title)}</title>"]
     for frac in (0, 0.5, 1):
         y = top_pad + plot_h * (1 - frac)
         out.append(f'<line class="grid" x1="{left}" x2="{width - 4}" y1="{y:.1f}" '
@@ -203,8 +211,8 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
             h = plot_h * value / top
             y -= h
             tip.append(f"{s.label}: {value}")
-            out.append(f'<rect class="{escape(s.css)}" x="{x}" y="{y:.1f}" width="{bar_w}" '
-                       f'height="{h:.1f}"><title>{escape(labels[i])} · {escape(s.label)}: '
+            out.append(f'<rect class="{_text(s.css)}" x="{x}" y="{y:.1f}" width="{bar_w}" '
+                       f'height="{h:.1f}"><title>{_text(labels[i])} · {_text(s.label)}: '
                        f"{value}</title></rect>")
         if line is not None and i < len(line) and line[i]:
             ty = top_pad + plot_h * (1 - (line[i] or 0) / top)
@@ -212,13 +220,13 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
                        f'y1="{ty:.1f}" y2="{ty:.1f}"/>')
         if i % every == 0:
             out.append(f'<text class="axis" x="{x}" y="{height - 6}">'
-                       f"{escape(labels[i])}</text>")
+                       f"{_text(labels[i])}</text>")
     out.append("</svg>")
     return Markup("".join(out))
 
 
 def legend(series: Sequence[Series]) -> Markup:
     """The chart's legend as HTML."""
-    items = "".join(f'<span><i class="{escape(s.css)}"></i>{escape(s.label)}</span>'
+    items = "".join(f'<span><i class="{_text(s.css)}"></i>{_text(s.label)}</span>'
                     for s in series)
     return Markup(f'<p class="legend">{items}</p>')
