@@ -216,12 +216,15 @@ def history(conn: sqlite3.Connection, filters: Filters, page: int = 1,
     return Page(rows=rows, total=total, page=page, pages=pages)
 
 
-def export(conn: sqlite3.Connection, filters: Filters) -> Iterator[dict[str, Any]]:
-    """Every matching call, newest first, one row at a time (for a streamed CSV)."""
+def export(conn: sqlite3.Connection, filters: Filters) -> Iterator[sqlite3.Row]:
+    """Every matching call, newest first, one row at a time (for a streamed CSV); rows are
+    sqlite3.Row (by column name), cheaper than a dict for 100 000 of them."""
     clause, args = where(filters)
-    yield from _dicts(conn.execute(
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    yield from cur.execute(
         f"SELECT {_COLUMNS} FROM call_records cr {_JOINS}{clause}"
-        " ORDER BY cr.started_at DESC, cr.id DESC", args))
+        " ORDER BY cr.started_at DESC, cr.id DESC", args)
 
 
 def call_detail(conn: sqlite3.Connection, call_id: int,

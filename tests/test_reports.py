@@ -18,7 +18,7 @@ from appliance import reports
 from appliance.callfacts import ts
 from appliance.db import Database
 from appliance.reports import Filters
-from tests.support.callgen import Generated, fill_calls
+from tests.support.callgen import Generated, fill_calls, run_async
 from tests.support.routing import OPEN, snapshot
 from tests.test_calllog import db, missed_at, outbound, write
 
@@ -183,17 +183,19 @@ def test_missed_open_lists_only_calls_not_returned(conn: sqlite3.Connection,
     assert created == sorted(created, reverse=True)
 
 
-async def test_a_missed_call_leaves_the_list_once_the_client_is_called_back(
+def test_a_missed_call_leaves_the_list_once_the_client_is_called_back(
         db: Database) -> None:
     snap = snapshot()
-    await write(db, missed_at(snap, OPEN))
+    run_async(write(db, missed_at(snap, OPEN)))
     conn = db.read().conn
     [row] = reports.missed_open(conn).rows
     assert row["caller"] == "+79161112233" and row["reason"] == "no_answer"
     # A callback nobody answered does not clear it; an answered one does (calllog's rule).
-    await write(db, outbound("89161112233", OPEN + dt.timedelta(minutes=10), answered=False))
+    run_async(write(db, outbound("89161112233", OPEN + dt.timedelta(minutes=10),
+                                 answered=False)))
     assert reports.missed_open(conn).total == 1
-    await write(db, outbound("89161112233", OPEN + dt.timedelta(minutes=20), answered=True))
+    run_async(write(db, outbound("89161112233", OPEN + dt.timedelta(minutes=20),
+                                 answered=True)))
     assert reports.missed_open(conn).total == 0
     detail = reports.call_detail(conn, row["call_id"])
     assert detail is not None and detail["missed_cleared_at"] is not None

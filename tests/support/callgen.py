@@ -7,16 +7,21 @@ blocked calls, recordings on a share of answered calls, employees with daily cal
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from appliance.callfacts import ts
 from appliance.db import Database
 
+T = TypeVar("T")
 REASONS = ("no_answer", "busy", "after_hours", "abandoned_in_queue", "all_lines_busy")
 
 
@@ -181,3 +186,24 @@ def add_call(db: Database, *, uuid: str, started: dt.datetime, direction: str = 
         return call_id
 
     return db.write(write)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end on its own loop in a helper thread (a test may run while
+    Playwright's sync API holds an event loop in the main thread)."""
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            out.append(asyncio.run(coro))
+        except BaseException as exc:  # handed to the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, name="run-async")
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+    assert out, "the coroutine did not finish within 30 s"
+    return out[0]

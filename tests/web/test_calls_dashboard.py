@@ -62,8 +62,8 @@ def test_engine_down_still_shows_todays_counters(admin_client: FlaskClient,
     today = page.text.split('id="today"')[1].split('id="live"')[0]
     counters = {label.strip(): value for value, label in
                 re.findall(r"<b>([^<]+)</b><span>([A-Za-z ]+)", today)}
-    assert counters["Incoming"] == "2" and counters["Outgoing"] == "1"
-    assert counters["Answered"] == "2" and counters["Missed"] == "1"
+    assert counters["Incoming calls"] == "2" and counters["Outgoing calls"] == "1"
+    assert counters["Answered calls"] == "2" and counters["Missed calls"] == "1"
     assert counters["Average wait"] == "0:10" and counters["Talk minutes"] == "3"
     assert "1 not called back" in today
     fragment = admin_client.get("/dashboard/live")
@@ -86,7 +86,8 @@ def test_live_calls_lines_and_phones(admin_client: FlaskClient, office: Flask,
     page = admin_client.get("/dashboard/").text
     assert 'id="engine-down"' not in page
     live = admin_client.get("/dashboard/live").text
-    for text in ("+79161112233", "MTS office", "ready", "provider", "registration failed: 403",
+    for text in ("+79161112233", "MTS office", "ready", "provider", "failed",
+                 "modem without a line", "registration failed: 403",
                  "Yealink T31", "Ringing", "101 Anna", "flow main / open: rule -&gt; ring 103",
                  "1:15", "talk 0:30", "Calls in progress"):
         assert text in live, text

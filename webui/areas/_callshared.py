@@ -58,6 +58,30 @@ def local(text: str | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str
     return when.astimezone(tz).strftime(fmt) if when else ""
 
 
+class LocalTimes:
+    """Stored timestamps as local 'YYYY-MM-DD HH:MM:SS', fast for a whole export: the UTC
+    offset is looked up once per hour of UTC time (DST switches happen on the hour)."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._offsets: dict[str, timedelta] = {}
+
+    def __call__(self, text: str | None) -> str:
+        """The local time of one stored timestamp ('' if unreadable)."""
+        if not text:
+            return ""
+        hour = text[:13]
+        offset = self._offsets.get(hour)
+        try:
+            naive = datetime.fromisoformat(text[:19])
+        except ValueError:
+            return ""
+        if offset is None:
+            offset = naive.replace(tzinfo=UTC).astimezone(self.tz).utcoffset() or timedelta()
+            self._offsets[hour] = offset
+        return (naive + offset).isoformat(" ")
+
+
 def duration(seconds: float | None) -> str:
     """Seconds as m:ss or h:mm:ss; '' for None."""
     if seconds is None:
@@ -179,7 +203,8 @@ def _nice_max(value: int) -> int:
 
 
 def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
-                 line: Sequence[int | None] | None = None, height: int = 180) -> Markup:
+                 line: Sequence[int | None] | None = None, height: int = 180,
+                 plot: int = 760) -> Markup:
     """An SVG stacked bar chart (one bar per label), optionally with a target line per bar
     (a daily plan); text is escaped, sizes scale with the bar count."""
     count = len(labels)
@@ -187,8 +212,10 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
     targets = [t for t in (line or []) if t]
     top = _nice_max(max([*totals, *targets, 0]))
     left, bottom, top_pad = 34, 22, 8
-    bar_w = 14 if count <= 40 else 8 if count <= 120 else 3
+    # Bars share a `plot` units wide plot (the SVG then scales to its box); a few days get
+    # wide bars, a year of days thin ones.
     gap = 4 if count <= 120 else 1
+    bar_w = max(2, min(48, (plot - left) // max(1, count) - gap))
     width = left + count * (bar_w + gap) + 8
     plot_h = height - bottom - top_pad
     out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
@@ -199,7 +226,7 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], *, title: str,
         out.append(f'<line class="grid" x1="{left}" x2="{width - 4}" y1="{y:.1f}" '
                    f'y2="{y:.1f}"/><text class="axis" x="{left - 4}" y="{y + 4:.1f}" '
                    f'text-anchor="end">{int(top * frac)}</text>')
-    every = max(1, count // 8)
+    every = max(1, -(-count * 34 // (width - left)))  # a date label needs about 34 units
     for i in range(count):
         x = left + i * (bar_w + gap)
         y = top_pad + plot_h

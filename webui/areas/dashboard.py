@@ -25,6 +25,16 @@ from ._callshared import DIRECTION_LABELS, box_zone, duration, local, parse_time
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 NAV = [NavItem("dashboard.index", _l("Dashboard"), "calls", order=10)]
 
+# Line and trunk states as the engine names them: label and badge colour.
+STATES = {
+    "ready": (_l("ready"), "ok"), "registered": (_l("registered"), "ok"),
+    "in_call": (_l("in a call"), "warn"), "starting": (_l("starting"), "warn"),
+    "resetting": (_l("resetting"), "warn"), "registering": (_l("registering"), "warn"),
+    "unassigned": (_l("modem without a line"), "warn"), "down": (_l("down"), "bad"),
+    "failed": (_l("failed"), "bad"), "disabled": (_l("disabled"), "bad"),
+    "unregistered": (_l("not registered"), "bad"),
+}
+
 # What the engine's call ids look like (uuid-ish); anything else never reaches its socket.
 CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")
 
@@ -111,7 +121,7 @@ def _live_context() -> dict[str, Any]:
     now = web().now()
     names = _names() if live.calls else {}
     return {"state": live, "calls": [call_view(c, names, now) for c in live.calls],
-            "direction_labels": DIRECTION_LABELS,
+            "direction_labels": DIRECTION_LABELS, "states": STATES,
             "phones_online": len({p.get("user") for p in live.phones})}
 
 

@@ -28,6 +28,7 @@ from ._callshared import (
     DIRECTION_LABELS,
     MISSED_REASONS,
     OUTCOME_LABELS,
+    LocalTimes,
     box_zone,
     duration,
     local,
@@ -82,14 +83,14 @@ def index() -> Any:
         outcomes=[(o, OUTCOME_LABELS[o]) for o in OUTCOMES], **helpers)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Any:
     """A CSV cell a spreadsheet will not run as a formula ('=...', '@...', '+x' not a
     number); phone numbers like +74951234567 stay as they are."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "@", "\t", "\r") or (
-            text[:1] in ("+", "-") and not text[1:].replace(".", "", 1).isdigit()):
-        return "'" + text
-    return text
+    if not value or not isinstance(value, str) or value[0] not in "=@\t\r+-":
+        return value
+    if value[0] in "+-" and value[1:].replace(".", "", 1).isdigit():
+        return value
+    return "'" + value
 
 
 CSV_COLUMNS = (
@@ -100,7 +101,7 @@ CSV_COLUMNS = (
     ("talk", _l("Talk, s")), ("recording", _l("Recording")), ("id", _l("Call ID")))
 
 
-def csv_rows(rows: Iterator[dict[str, Any]], helpers: dict[str, Any]) -> Iterator[str]:
+def csv_rows(rows: Iterator[Any], helpers: dict[str, Any]) -> Iterator[str]:
     """The CSV export, line by line: UTF-8 with a BOM and ';' between cells, which is what
     Excel opens correctly in Russian and most European locales."""
     buffer = io.StringIO()
@@ -114,14 +115,16 @@ def csv_rows(rows: Iterator[dict[str, Any]], helpers: dict[str, Any]) -> Iterato
 
     writer.writerow([str(label) for _key, label in CSV_COLUMNS])
     yield "\ufeff" + flush()
+    when = LocalTimes(helpers["tz"])
     for n, r in enumerate(rows):
-        writer.writerow([_cell(v) for v in (
-            helpers["local"](r["started_at"]), r["direction"], r["caller"], r["caller_name"],
-            r["dialled"], r["did"], r["line_key"],
-            r["employee_extension"] and f"{r['employee_extension']} {r['employee_name']}",
-            r["answered_extension"] and f"{r['answered_extension']} {r['answered_name']}",
-            r["disposition"] or "", r["missed_reason"] or "", r["wait_s"], r["talk_s"],
-            "yes" if r["recording_id"] else "", r["uuid"])])
+        # Only text from outside (numbers, names, keys) can look like a formula.
+        writer.writerow((
+            when(r["started_at"]), r["direction"], _cell(r["caller"]), _cell(r["caller_name"]),
+            _cell(r["dialled"]), _cell(r["did"]), _cell(r["line_key"]),
+            r["employee_extension"] and _cell(f"{r['employee_extension']} {r['employee_name']}"),
+            r["answered_extension"] and _cell(f"{r['answered_extension']} {r['answered_name']}"),
+            r["disposition"], r["missed_reason"], r["wait_s"], r["talk_s"],
+            "yes" if r["recording_id"] else "", r["uuid"]))
         if n % 200 == 199:  # a few hundred rows per chunk: fewer writes, still streamed
             yield flush()
     yield flush()

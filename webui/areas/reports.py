@@ -102,7 +102,7 @@ def index() -> Any:
         p.employee_id: stacked_bars(
             labels, [Series(str(_l("Outgoing")), "s-outbound", summed(calls_of(p)))],
             title=f"{p.extension} {p.name}",
-            line=[(p.plan or 0) * t for t in targets], height=90)
+            line=[(p.plan or 0) * t for t in targets], height=100, plot=320)
         for p in people}
     totals = {k: sum(s.values) for k, s in zip(DIRECTIONS, by_direction, strict=True)}
     return render_template(
@@ -119,7 +119,7 @@ def index() -> Any:
 @bp.get("/missed")
 @admin_required
 def missed() -> Any:
-    """Missed calls nobody has called back yet; a later answered or outgoing call to the
+    """Missed calls nobody has called back yet; a later answered call from or to the
     number clears them (the call log does it)."""
     ctx = web()
     tz = box_zone(ctx.box_value("time_zone", "UTC"))
