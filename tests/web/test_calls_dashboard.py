@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 
 from appliance.control import BadRequest
 from tests.support.callgen import add_call
@@ -141,3 +142,35 @@ def test_hanging_up_with_the_engine_down_says_so(admin_client: FlaskClient,
 
 def test_hang_up_needs_the_form_token(admin_client: FlaskClient, office: Flask) -> None:
     assert admin_client.post("/dashboard/calls/c0ffee-01/hangup").status_code == 400
+
+
+def test_the_engines_live_call_says_who_where_and_which_step(
+        admin_client: FlaskClient, office: Flask, fake_engine: FakeEngine) -> None:
+    from appliance.box import live_call
+    from appliance.routing.plan import Played, Ring
+    from appliance.switchboard.records import CallRecord
+    from tests.support.routing import CUSTOMER, MAIN, OPEN, snapshot
+    from tests.test_calllog import plan, walk
+
+    ringing = CallRecord(call_id="live-call-1", inbound_leg="A1",
+                         caller=f'"Client" <sip:{CUSTOMER}@sim1>', dialled=MAIN,
+                         started_at=OPEN, direction="inbound", line="sim1")
+    ringing.plan = walk(plan(snapshot(), now=OPEN), Played())
+    assert isinstance(ringing.plan.step, Ring)
+    talking = CallRecord(call_id="live-call-2", inbound_leg="A2", caller="sip:101@10.0.0.5",
+                         dialled="102", started_at=OPEN, direction="internal",
+                         answered_at=OPEN + dt.timedelta(seconds=4),
+                         answered_contact="sip:102@10.0.0.6:5060")
+    first, second = live_call(ringing), live_call(talking)
+    assert first["direction"] == "inbound" and first["line"] == "sim1"
+    assert first["answered"] is False and first["answered_by"] is None
+    assert "department" in first["step"] and "sales" in first["step"]
+    assert second["answered_by"] == "102" and second["step"] is None
+    assert second["answered_at"] == (OPEN + dt.timedelta(seconds=4)).isoformat()
+    # The dashboard shows them as the engine sends them.
+    fake_engine.route("GET", "/calls", [first, second])
+    for path in ("/lines", "/trunks", "/registrations"):
+        fake_engine.route("GET", path, [])
+    live = admin_client.get("/dashboard/live").text
+    assert str(escape(first["step"])) in live
+    assert "<span class=\"badge ok\">102 " in live  # answered by 102 (a name follows)
