@@ -223,5 +223,10 @@ def test_the_report_queries_use_the_indexes(conn: sqlite3.Connection) -> None:
     assert "COVERING INDEX call_records_plan" in plan
     plan = " ".join(r[3] for r in conn.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM missed_calls WHERE cleared_at IS NULL"
-        " ORDER BY created_at DESC LIMIT 50"))
-    assert "missed_calls_open_created" in plan and "TEMP B-TREE" not in plan
+        " ORDER BY created_at DESC, id DESC LIMIT 50"))
+    assert "missed_calls_created" in plan and "TEMP B-TREE" not in plan
+    plan = " ".join(r[3] for r in conn.execute(
+        f"EXPLAIN QUERY PLAN {reports._DAYS} SELECT days.day, (SELECT count(*)"
+        " FROM call_records cr WHERE cr.started_at >= days.s AND cr.started_at < days.e"
+        " AND cr.direction = 'inbound') FROM days", [bounds]))
+    assert "COVERING INDEX call_records_day" in plan
