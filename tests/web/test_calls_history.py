@@ -149,6 +149,9 @@ def test_a_recording_outside_the_recordings_folder_is_not_served(
     assert admin_client.get("/history/recordings/99999").status_code == 404
     assert admin_client.get("/history/999999").status_code == 404
     assert admin_client.get("/history/recordings/abc").status_code == 404
+    for bad in ("/history/recordings/..%2F..%2Fpbx.sqlite3", "/history/..%2Fsecret.key",
+                "/history/recordings/-1", "/history/recordings/" + "9" * 400):
+        assert admin_client.get(bad).status_code == 404, bad
 
 
 def test_csv_export_has_every_matching_call_for_excel(admin_client: FlaskClient,

@@ -24,7 +24,8 @@ DIRECTION_LABELS = {"inbound": _l("Incoming"), "outbound": _l("Outgoing"),
 OUTCOME_LABELS = {"answered": _l("Answered"), "busy": _l("Busy"),
                   "no_answer": _l("No answer"), "failed": _l("Failed"),
                   "cancelled": _l("Cancelled"), "interrupted": _l("Interrupted"),
-                  "missed": _l("Missed"), "blocked": _l("Blocked"), "other": _l("Other")}
+                  "missed": _l("Missed"), "blocked": _l("Blocked"), "other": _l("Other"),
+                  "rejected": _l("Rejected")}
 MISSED_REASONS = {"no_answer": _l("Nobody answered"), "busy": _l("Busy"),
                   "after_hours": _l("After hours"),
                   "abandoned_in_queue": _l("Hung up in the queue"),

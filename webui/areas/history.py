@@ -58,6 +58,12 @@ def employees() -> list[tuple[int, str]]:
     return [(r[0], f"{r[1]} · {r[2]}") for r in rows]
 
 
+def _row_id(value: int) -> None:
+    """404 for an id no SQLite row can have (it would not fit in an INTEGER)."""
+    if not 0 < value < 2**63:
+        abort(404)
+
+
 def _helpers() -> dict[str, Any]:
     tz = box_zone(web().box_value("time_zone", "UTC"))
     return {"tz": tz, "local": lambda text, fmt="%Y-%m-%d %H:%M:%S": local(text, tz, fmt),
@@ -150,6 +156,7 @@ def export() -> Response:
 @login_required
 def detail(call_id: int) -> Any:
     """One call: who, when, the route it took, the legs rung, the recording."""
+    _row_id(call_id)
     call = reports.call_detail(web().db.read().conn, call_id, Filters(**viewer()))
     if call is None:
         abort(404)
@@ -172,6 +179,7 @@ def recording_file(stored: str) -> Path | None:
 @login_required
 def recording(recording_id: int) -> Any:
     """A recording for the <audio> element (Range requests answered with 206)."""
+    _row_id(recording_id)
     conn = web().db.read().conn
     stored = reports.recording_path(conn, recording_id, Filters(**viewer()))
     if stored is None:
