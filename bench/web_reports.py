@@ -45,7 +45,7 @@ PAGES = (
                                    "&direction=outbound&outcome=answered"),
     ("reports, 14 days", "/reports/?from=2026-11-10&to=2026-11-23"),
     ("reports, a year", "/reports/?from=2025-11-24&to=2026-11-23"),
-    ("missed, not called back", "/reports/missed"),
+    ("missed, not called back", "/missed/"),
     ("dashboard, today", "/dashboard/today"),
     ("CSV, 7 days", "/history/export.csv?from=2026-11-17&to=2026-11-23"),
     ("CSV, a year: first bytes", "/history/export.csv?from=2025-11-24&to=2026-11-23"),

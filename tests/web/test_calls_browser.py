@@ -104,5 +104,5 @@ def test_dashboard_hang_up_and_reports_in_chromium(
     page.goto(f"{live_url}/reports/")
     assert page.locator("svg.chart").count() >= 3
     shot(page, "calls-reports")
-    page.goto(f"{live_url}/reports/missed")
+    page.goto(f"{live_url}/missed/")
     shot(page, "calls-missed")

@@ -108,7 +108,7 @@ HOSTILE = ["number=" + "9" * 100_000, "page=99999999999999999999", "page=-3", "e
 
 def test_hostile_filters_never_fail(admin_client: FlaskClient, calls: dict[str, Any]) -> None:
     for query in HOSTILE:
-        for url in ("/history/", "/history/export.csv", "/reports/", "/reports/missed"):
+        for url in ("/history/", "/history/export.csv", "/reports/", "/missed/"):
             response = admin_client.get(f"{url}?{query}")
             assert response.status_code == 200, (url, query, response.status_code)
             if response.mimetype == "text/html":
@@ -198,7 +198,7 @@ def test_a_user_sees_only_their_own_calls(user_client: FlaskClient, app: Flask,
 
 def test_a_user_gets_403_on_every_admin_url(user_client: FlaskClient) -> None:
     for url in ("/dashboard/", "/dashboard/live", "/dashboard/today", "/reports/",
-                "/reports/missed", "/reports/?from=2026-01-01", "/reports/missed?page=2"):
+                "/missed/", "/reports/?from=2026-01-01", "/missed/?page=2"):
         assert user_client.get(url).status_code == 403, url
     response = post_form(user_client, "/dashboard/calls/abc-123/hangup", {},
                          page="/history/")

@@ -81,7 +81,7 @@ def test_a_returned_call_leaves_the_missed_list(admin_client: FlaskClient,
     add_call(db, uuid="missed-call-2", started=now - dt.timedelta(minutes=21),
              caller="+79165550000", caller_name=XSS, answered_after=None,
              disposition="busy", missed="busy")
-    page = admin_client.get("/reports/missed").text
+    page = admin_client.get("/missed/").text
     assert "2 calls to return" in page
     assert "After hours" in page and "102 Boris" in page and "3 h ago" in page
     assert "20 min ago" in page and "nobody" in page
@@ -103,7 +103,7 @@ def test_a_returned_call_leaves_the_missed_list(admin_client: FlaskClient,
         await log.flush()
 
     run_async(write())
-    page = admin_client.get("/reports/missed").text
+    page = admin_client.get("/missed/").text
     assert "1 calls to return" in page and "+79161112233" not in page
     assert "+79165550000" in page
 
@@ -117,8 +117,8 @@ def _leg(number: str) -> Any:
 def test_an_empty_box_has_empty_reports(admin_client: FlaskClient) -> None:
     admin_client.get("/lang/en")
     assert "No outgoing calls and no daily plans" in admin_client.get("/reports/").text
-    assert "Every missed call has been returned." in admin_client.get("/reports/missed").text
-    assert admin_client.get("/reports/missed?page=99999999").status_code == 200
+    assert "Every missed call has been returned." in admin_client.get("/missed/").text
+    assert admin_client.get("/missed/?page=99999999").status_code == 200
 
 
 @given(st.dictionaries(st.sampled_from(["from", "to", "number", "employee", "direction",

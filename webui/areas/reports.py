@@ -1,10 +1,10 @@
-"""Reports: calls per day by direction and by outcome (SVG stacked bars), each employee's
-outgoing calls against their daily plan, and the missed-and-not-called-back list."""
+"""Reports: calls per day by direction and by outcome (SVG stacked bars) and each employee's
+outgoing calls against their daily plan."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, render_template, request
@@ -18,21 +18,16 @@ from ..context import web
 from . import NavItem
 from ._callshared import (
     DIRECTION_LABELS,
-    MISSED_REASONS,
     OUTCOME_LABELS,
     Series,
     box_zone,
-    duration,
     legend,
-    local,
     parse_query,
-    parse_time,
     stacked_bars,
 )
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
-NAV = [NavItem("reports.index", _l("Reports"), "calls", order=30),
-       NavItem("reports.missed", _l("Missed calls"), "calls", order=40)]
+NAV = [NavItem("reports.index", _l("Reports"), "calls", order=30)]
 
 OUTCOME_SERIES = ("answered", "missed", "other")
 DAILY_BARS_DAYS = 62  # longer ranges are charted by week
@@ -49,18 +44,6 @@ def buckets(days: list[date]) -> list[list[date]]:
             out.append([])
         out[-1].append(d)
     return out
-
-
-def ago(then: datetime | None, now: datetime) -> str:
-    """How long ago, in the largest sensible unit (translated)."""
-    if then is None:
-        return ""
-    seconds = max(0, int((now - then).total_seconds()))
-    if seconds < 3600:
-        return str(_l("%(n)d min ago", n=seconds // 60))
-    if seconds < 2 * 86400:
-        return str(_l("%(n)d h ago", n=seconds // 3600))
-    return str(_l("%(n)d days ago", n=seconds // 86400))
 
 
 @bp.get("/")
@@ -114,21 +97,3 @@ def index() -> Any:
         answered=sum(by_outcome[0].values), missed=sum(by_outcome[1].values),
         people=people, plan_charts=plan_charts, dates=dates, days=len(dates),
         weekly=len(groups) < len(dates), per_day_table=len(dates) <= DAILY_TABLE_DAYS)
-
-
-@bp.get("/missed")
-@admin_required
-def missed() -> Any:
-    """Missed calls nobody has called back yet; a later answered call from or to the
-    number clears them (the call log does it)."""
-    ctx = web()
-    tz = box_zone(ctx.box_value("time_zone", "UTC"))
-    raw = request.args.get("page") or "1"
-    page_no = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 7 else 1
-    page = reports.missed_open(ctx.db.read().conn, page_no)
-    now = ctx.now()
-    for row in page.rows:
-        row["ago"] = ago(parse_time(row["created_at"]), now)
-    return render_template("calls/missed.html", result=page, reasons=MISSED_REASONS,
-                           local=lambda text, fmt="%d.%m %H:%M": local(text, tz, fmt),
-                           duration=duration)
