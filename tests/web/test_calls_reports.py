@@ -153,3 +153,40 @@ def test_long_ranges_are_grouped_into_weeks_from_monday() -> None:
     assert sum(len(w) for w in weeks) == 100 and len(weeks) == 15  # Thu 1 Jan: 4 days first
     assert all(w[0].weekday() == 0 for w in weeks[1:]) and all(len(w) <= 7 for w in weeks)
     assert buckets(days[:30]) == [[d] for d in days[:30]]
+
+
+@given(st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2099, 1, 1),
+                    timezones=st.just(dt.UTC)),
+       st.sampled_from(["Europe/Moscow", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
+                        "Australia/Adelaide", "Australia/Lord_Howe"]),
+       st.text(max_size=40))
+def test_export_times_are_the_local_times_and_junk_is_blank(when: dt.datetime, zone: str,
+                                                            junk: str) -> None:
+    from appliance.callfacts import ts
+    from webui.areas._callshared import LocalTimes, box_zone, local
+
+    tz = box_zone(zone)
+    times = LocalTimes(tz)
+    stored = ts(when)
+    assert times(stored) == local(stored, tz)  # the fast path agrees with the plain one
+    # Every minute of the hour agrees too, DST switches at half past included.
+    for minute in (0, 29, 30, 31, 59):
+        other = ts(when.replace(minute=minute))
+        assert times(other) == local(other, tz)
+    assert times(stored.replace("+00:00", "Z")) == local(stored, tz)
+    assert isinstance(times(junk), str) and isinstance(local(junk, tz), str)
+
+
+def test_export_times_across_a_half_hour_dst_switch() -> None:
+    from appliance.callfacts import ts
+    from webui.areas._callshared import LocalTimes, box_zone, local
+
+    tz = box_zone("Australia/Adelaide")  # DST ends 2026-04-05 03:00 local = 16:30 UTC
+    times = LocalTimes(tz)
+    start = dt.datetime(2026, 4, 4, 16, 0, tzinfo=dt.UTC)
+    seen = set()
+    for minute in range(60):
+        stored = ts(start + dt.timedelta(minutes=minute))
+        assert times(stored) == local(stored, tz)
+        seen.add(dt.datetime.fromisoformat(stored).astimezone(tz).utcoffset())
+    assert len(seen) == 2  # the hour did contain the switch

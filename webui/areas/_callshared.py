@@ -61,26 +61,31 @@ def local(text: str | None, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str
 
 class LocalTimes:
     """Stored timestamps as local 'YYYY-MM-DD HH:MM:SS', fast for a whole export: the UTC
-    offset is looked up once per hour of UTC time (DST switches happen on the hour)."""
+    offset is looked up once per UTC hour, unless the offset changes within that hour (a DST
+    switch in a zone with a half-hour offset), which is then looked up per timestamp."""
 
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
-        self._offsets: dict[str, timedelta] = {}
+        self._offsets: dict[str, timedelta | None] = {}
+
+    def _offset(self, when: datetime) -> timedelta:
+        return when.replace(tzinfo=UTC).astimezone(self.tz).utcoffset() or timedelta()
 
     def __call__(self, text: str | None) -> str:
         """The local time of one stored timestamp ('' if unreadable)."""
         if not text:
             return ""
-        hour = text[:13]
-        offset = self._offsets.get(hour)
         try:
             naive = datetime.fromisoformat(text[:19])
         except ValueError:
             return ""
-        if offset is None:
-            offset = naive.replace(tzinfo=UTC).astimezone(self.tz).utcoffset() or timedelta()
-            self._offsets[hour] = offset
-        return (naive + offset).isoformat(" ")
+        hour = text[:13]
+        if hour not in self._offsets:
+            start = naive.replace(minute=0, second=0)
+            first, last = self._offset(start), self._offset(start + timedelta(seconds=3599))
+            self._offsets[hour] = first if first == last else None
+        offset = self._offsets[hour]
+        return (naive + (offset if offset is not None else self._offset(naive))).isoformat(" ")
 
 
 def duration(seconds: float | None) -> str:
