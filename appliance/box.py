@@ -46,7 +46,8 @@ from .routing.plan import ManagerFact
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
-from .switchboard import Switchboard
+from .switchboard import CallRecord, Switchboard
+from .switchboard.live import user_of
 from .voicemail import Voicemail
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,21 @@ _EXT_STATUS = {"invalid": 400, "unknown": 404, "conflict": 409}
 T = TypeVar("T")
 
 Cleanup = Callable[[], Awaitable[None] | None]
+
+
+def live_call(c: CallRecord) -> dict[str, Any]:
+    """A call in progress for `GET /calls` (the dashboard): who talks to whom, on which
+    line, since when, at which routing step."""
+    plan = c.plan
+    return {"call_id": c.call_id, "caller": c.caller, "dialled": c.dialled,
+            "started_at": c.started_at.isoformat(),
+            "answered": c.answered_at is not None,
+            "answered_at": c.answered_at.isoformat() if c.answered_at else None,
+            "answered_by": c.answered_extension or (
+                user_of(c.answered_contact) if c.answered_contact else None),
+            "direction": c.direction, "line": c.line or None,
+            "step": str(plan.step.why) if plan is not None and plan.step is not None
+            and not plan.finished else None}
 
 
 class Box:
@@ -546,12 +562,7 @@ class Box:
         if req.body is not None:
             raise BadRequest("GET /calls takes no body")
         assert self.switchboard is not None
-        return [
-            {"call_id": c.call_id, "caller": c.caller, "dialled": c.dialled,
-             "started_at": c.started_at.isoformat(),
-             "answered": c.answered_at is not None}
-            for c in self.switchboard.active_calls()
-        ]
+        return [live_call(c) for c in self.switchboard.active_calls()]
 
     # --- run and stop --------------------------------------------------------------
     async def main(self) -> int:

@@ -194,9 +194,20 @@ def _v12(db: sqlite_utils.Database) -> None:
                "WHERE id = (SELECT min(id) FROM employees)")
 
 
+def _v13(db: sqlite_utils.Database) -> None:
+    # Indexes only: rows the report indexes cover (an outgoing call, an open missed call).
+    employee = db.execute("SELECT min(id) FROM employees").fetchone()[0]
+    call = db["call_records"].insert({
+        "uuid": "c0ffee00-0013", "direction": "outbound", "caller": "101",
+        "dialled": "89161234567", "employee_id": employee, "started_at": TS, "ended_at": TS,
+        "disposition": "no_answer"}).last_pk
+    db["missed_calls"].insert({"call_id": call, "caller": "+79161234567", "reason": "busy",
+                               "created_at": TS})
+
+
 SAMPLES: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9, 10: _v10,
-    11: _v11, 12: _v12,
+    11: _v11, 12: _v12, 13: _v13,
 }
 
 

@@ -21,6 +21,7 @@ from .schema import (
     m0010_voicemail,
     m0011_web_sessions,
     m0012_call_plan,
+    m0013_report_indexes,
 )
 
 
@@ -67,6 +68,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "voicemail", m0010_voicemail.apply),
     Migration(11, "web_sessions", m0011_web_sessions.apply),
     Migration(12, "call_plan", m0012_call_plan.apply),
+    Migration(13, "report_indexes", m0013_report_indexes.apply),
 )
 
 _TABLE = "schema_migrations"
