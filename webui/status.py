@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from appliance.control import ControlError
 
@@ -22,8 +32,20 @@ def engine_status() -> tuple[dict[str, Any] | None, str]:
 
 
 @bp.get("/")
-def index() -> str:
-    """Start page: is the engine up, how many calls."""
+def index() -> Any:
+    """The start page: the live dashboard for an administrator, one's own page for a user."""
+    user = g.get("user")
+    views = current_app.view_functions
+    if user is not None and user.role != "administrator" and "mine.index" in views:
+        return redirect(url_for("mine.index"))
+    if "dashboard.index" in views:
+        return redirect(url_for("dashboard.index"))
+    return status_page()
+
+
+@bp.get("/status")
+def status_page() -> str:
+    """Is the engine up, how many calls (also when the dashboard cannot be drawn)."""
     status, error = engine_status()
     return render_template("status.html", status=status, error=error)
 

@@ -69,14 +69,14 @@ def test_login_logout_and_the_session_cookie(app: Flask, client: FlaskClient) ->
     cookie = response.headers.getlist("Set-Cookie")
     session_cookie = next(c for c in cookie if c.startswith(COOKIE + "="))
     assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie
-    assert client.get("/").status_code == 200
+    assert client.get("/status").status_code == 200
     token = session_cookie.split(";")[0].split("=", 1)[1]
-    post_form(client, "/logout", {}, page="/")
-    assert client.get("/").status_code == 302
+    post_form(client, "/logout", {}, page="/status")
+    assert client.get("/status").status_code == 302
     # The old cookie is dead on the server, not just deleted in this browser.
     other = app.test_client()
     other.set_cookie(COOKIE, token)
-    assert other.get("/").status_code == 302
+    assert other.get("/status").status_code == 302
 
 
 def test_no_session_fixation(app: Flask) -> None:
@@ -88,7 +88,7 @@ def test_no_session_fixation(app: Flask) -> None:
     assert "attacker-chosen-value" not in new
     attacker = app.test_client()
     attacker.set_cookie(COOKIE, "attacker-chosen-value")
-    assert attacker.get("/").status_code == 302
+    assert attacker.get("/status").status_code == 302
 
 
 def test_login_brute_force_is_throttled(app: Flask, client: FlaskClient) -> None:
@@ -132,9 +132,9 @@ def test_idle_sessions_expire(settings) -> None:  # type: ignore[no-untyped-def]
         c = app.test_client()
         log_in(c, *ADMIN)
         now[0] += timedelta(hours=11)
-        assert c.get("/").status_code == 200
+        assert c.get("/status").status_code == 200
         now[0] += timedelta(hours=13)
-        assert c.get("/").status_code == 302
+        assert c.get("/status").status_code == 302
     finally:
         app.extensions["pbx"].db.close()
 
@@ -148,8 +148,8 @@ def test_password_change_logs_out_other_sessions(app: Flask) -> None:
     response = post_form(laptop, "/account/password",
                          {"current": ADMIN[1], "new": new, "repeat": new})
     assert response.status_code == 302
-    assert laptop.get("/").status_code == 200
-    assert phone.get("/").status_code == 302
+    assert laptop.get("/status").status_code == 200
+    assert phone.get("/status").status_code == 302
     fresh = app.test_client()
     log_in(fresh, ADMIN[0], new)
 

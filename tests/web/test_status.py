@@ -8,7 +8,7 @@ from tests.support.web import FakeEngine
 
 
 def test_engine_down(admin_client: FlaskClient) -> None:
-    page = admin_client.get("/?lang=ru")
+    page = admin_client.get("/status?lang=ru")
     assert page.status_code == 200
     assert "Движок станции не отвечает" in page.text
     health = admin_client.get("/api/v1/health")
@@ -17,7 +17,7 @@ def test_engine_down(admin_client: FlaskClient) -> None:
 
 
 def test_engine_up(admin_client: FlaskClient, fake_engine: FakeEngine) -> None:
-    page = admin_client.get("/?lang=en").text
+    page = admin_client.get("/status?lang=en").text
     assert "The box is running" in page
     health = admin_client.get("/api/v1/health")
     assert health.status_code == 200
@@ -26,3 +26,9 @@ def test_engine_up(admin_client: FlaskClient, fake_engine: FakeEngine) -> None:
 
 def test_health_needs_no_login(client: FlaskClient, fake_engine: FakeEngine) -> None:
     assert client.get("/api/v1/health").status_code == 200
+
+
+def test_the_start_page_is_the_dashboard_for_admins_and_my_page_for_users(
+        admin_client: FlaskClient, user_client: FlaskClient) -> None:
+    assert admin_client.get("/").headers["Location"] == "/dashboard/"
+    assert user_client.get("/").headers["Location"] == "/mine/"
