@@ -64,7 +64,7 @@ def test_live_state_of_sim_and_trunk(app: Flask, admin_client: FlaskClient,
     page = admin_client.get("/lines/?lang=en").text
     assert "bars-4" in page  # CSQ 22 -> 4 of 5
     assert "MegaFon" in page and "123.45 RUB" in page
-    assert "checked 2026-11-23 10:15" in page  # the balance's time from the USSD history
+    assert "checked 2026-11-23 13:15" in page  # the USSD history, in Moscow time
     assert "READY" in page and "+79161234567" in page
     assert "403 Forbidden" in page and "Next try in" in page and "1 / 4" in page
     assert "350000000000001" in page  # the modem no line claims
@@ -128,6 +128,7 @@ def test_validation_errors_next_to_their_fields(admin_client: FlaskClient) -> No
 
 def test_pin_entry_and_ussd(app: Flask, admin_client: FlaskClient,
                             fake_engine: FakeEngine) -> None:
+    admin_client.get("/lang/en")  # flashes are translated when they are made
     _add_lines(app)
     fake_engine.route("GET", "/lines", [{**SIM_LIVE, "sim": "SIM PIN", "state": "failed"}])
     fake_engine.route("GET", "/trunks", [])
@@ -148,6 +149,7 @@ def test_pin_entry_and_ussd(app: Flask, admin_client: FlaskClient,
 
 
 def test_ussd_refused_and_engine_down(app: Flask, admin_client: FlaskClient) -> None:
+    admin_client.get("/lang/en")  # flashes are translated when they are made
     _add_lines(app)
     post_form(admin_client, "/lines/sim1/ussd", {"code": "*100#"}, page="/lines/")
     assert "The engine is not running." in admin_client.get("/lines/?lang=en").text
@@ -161,7 +163,7 @@ def test_user_gets_403_everywhere(app: Flask, user_client: FlaskClient) -> None:
         assert user_client.get(url).status_code == 403, url
     for url in ("/lines/sim1/delete", "/lines/sim1/pin", "/lines/sim1/ussd",
                 "/lines/new/sim", "/lines/sim1/edit"):
-        assert post_form(user_client, url, {"pin": "1234"}, page="/sms/mine"
+        assert post_form(user_client, url, {"pin": "1234"}, page="/sms/mine/"
                          ).status_code == 403, url
 
 

@@ -48,6 +48,7 @@ def _received(app: Flask, n: int) -> None:
 
 def test_admin_sends_and_sees_inbox_and_outbox(app: Flask, admin_client: FlaskClient,
                                                fake_engine: FakeEngine) -> None:
+    admin_client.get("/lang/en")  # flashes are translated when they are made
     _sim(app)
     _engine_stores(app, fake_engine)
     _received(app, 3)
@@ -84,9 +85,9 @@ def test_user_sees_and_sends_only_their_own(app: Flask, user_client: FlaskClient
     post_form(admin_client, "/sms/send", {"line": "sim1", "to": "+79160000001",
                                           "text": "from the admin"}, page="/sms/")
     reply = post_form(user_client, "/sms/send", {"line": "sim1", "to": "+79160000002",
-                                                 "text": "from anna"}, page="/sms/mine")
-    assert reply.status_code == 302 and reply.headers["Location"].endswith("/sms/mine")
-    mine = user_client.get("/sms/mine").text
+                                                 "text": "from anna"}, page="/sms/mine/")
+    assert reply.status_code == 302 and reply.headers["Location"].endswith("/sms/mine/")
+    mine = user_client.get("/sms/mine/").text
     assert "from anna" in mine and "from the admin" not in mine and "message 1" not in mine
     assert user_client.get("/sms/").status_code == 403
     # The admin sees who sent it.
@@ -97,6 +98,7 @@ def test_user_sees_and_sends_only_their_own(app: Flask, user_client: FlaskClient
 
 
 def test_refusals(app: Flask, admin_client: FlaskClient, fake_engine: FakeEngine) -> None:
+    admin_client.get("/lang/en")  # flashes are translated when they are made
     _sim(app)
     post_form(admin_client, "/sms/send", {"line": "nope", "to": "1", "text": "x"},
               page="/sms/")
@@ -111,6 +113,7 @@ def test_refusals(app: Flask, admin_client: FlaskClient, fake_engine: FakeEngine
 
 
 def test_engine_down(app: Flask, admin_client: FlaskClient) -> None:
+    admin_client.get("/lang/en")  # flashes are translated when they are made
     _sim(app)
     post_form(admin_client, "/sms/send", {"line": "sim1", "to": "+79161112233", "text": "x"},
               page="/sms/")

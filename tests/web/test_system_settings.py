@@ -66,6 +66,7 @@ def test_notifications_keep_the_smtp_password(app: Flask, admin_client: FlaskCli
 
 def test_test_mail_goes_through_a_real_smtp_server(app: Flask,
                                                    admin_client: FlaskClient) -> None:
+    admin_client.get("/lang/en")  # flashes are translated when they are made
     sink = SmtpSink(free_port()).start()
     try:
         post_form(admin_client, "/settings/notifications/test", {"to": "me@office.test"},
@@ -118,7 +119,7 @@ def test_user_gets_403(user_client: FlaskClient) -> None:
         assert user_client.get(url).status_code == 403, url
     for url in ("/settings/", "/settings/notifications", "/settings/notifications/test",
                 "/settings/crm/new", "/settings/crm/x/delete"):
-        assert post_form(user_client, url, {"name": "x"}, page="/sms/mine"
+        assert post_form(user_client, url, {"name": "x"}, page="/sms/mine/"
                          ).status_code == 403, url
 
 

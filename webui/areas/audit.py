@@ -42,7 +42,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def diff(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
     """What changed between two versions: (path, old, new), None for a side without it. Pure."""
-    old, new = flatten(before), flatten(after)
+    old = {} if before is None else flatten(before)  # None: created or deleted
+    new = {} if after is None else flatten(after)
     changes = []
     for path in sorted(set(old) | set(new)):
         if old.get(path, ...) != new.get(path, ...):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,20 @@ from ._archive import (
 bp = Blueprint("backup", __name__, url_prefix="/backup")
 NAV = [NavItem("backup.index", _l("Backup"), "system", order=40)]
 MAX_YAML = 5 * 1024 * 1024
+# A backup with recordings is larger than the app's upload limit; the archive reader has its
+# own limits (_archive.Limits), and werkzeug spools the upload to a temporary file.
+MAX_RESTORE = 16 * 1024**3 + 1024**2
+
+
+def _restore_limit() -> None:
+    if request.endpoint == "backup.restore":
+        request.max_content_length = MAX_RESTORE
+
+
+# Before every other before-request function: the CSRF check reads the form, which is where
+# the upload limit applies.
+bp.record_once(lambda state: state.app.before_request_funcs.setdefault(None, []).insert(
+    0, _restore_limit))
 
 
 @bp.get("/")

@@ -11,7 +11,6 @@ from flask_babel import lazy_gettext as _l
 from appliance.config.edit import NotFoundError
 from appliance.config.errors import ConfigError, Problem
 from appliance.control import ControlError, EngineDownError
-from appliance.lines.store import last_balance
 
 from ..auth import actor, admin_required, audit
 from ..context import web
@@ -42,14 +41,12 @@ def _views() -> dict[str, Any]:
     config = ctx.editor.items("lines")
     sims, error = _live("/lines")
     trunks, trunk_error = (None, "") if sims is None else _live("/trunks")
-    conn = ctx.db.read()
-    # One query per SIM line; there are at most a handful (64 lines in all).
-    balances = {}
-    for line in config:
-        if line.get("kind") == "sim":
-            found = last_balance(conn, str(line["key"]))
-            if found is not None:
-                balances[str(line["key"])] = found
+    # One scan for every line's newest balance (the page is polled every few seconds).
+    rows = ctx.db.read().conn.execute(
+        "SELECT line_key, balance, currency, at FROM ussd_history WHERE id IN"
+        " (SELECT max(id) FROM ussd_history WHERE balance IS NOT NULL GROUP BY line_key)"
+    ).fetchall()
+    balances = {str(r[0]): {"amount": r[1], "currency": r[2], "at": r[3]} for r in rows}
     views, unassigned = merge(config, sims, trunks, balances)
     return {"views": views, "unassigned": unassigned, "engine_error": error or trunk_error,
             "kind_labels": KIND_LABELS}

@@ -7,9 +7,11 @@ table always had): a user sees exactly the messages they sent, without a new mig
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -20,8 +22,7 @@ from ..context import web
 from . import NavItem
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
-NAV = [NavItem("sms.index", _l("SMS"), "lines", order=20),
-       NavItem("sms.mine", _l("My SMS"), "mine", admin_only=False, order=60)]
+NAV = [NavItem("sms.index", _l("SMS"), "lines", order=20)]
 
 PER_PAGE = 50
 MAX_TEXT = 1530
@@ -36,7 +37,7 @@ def page_number(raw: str | None) -> int:
     return max(1, int(raw))
 
 
-def _messages(where: str, args: list[Any], page: int) -> tuple[list[dict[str, Any]], int]:
+def messages_page(where: str, args: list[Any], page: int) -> tuple[list[dict[str, Any]], int]:
     conn = web().db.read().conn
     total = conn.execute(f"SELECT count(*) FROM sms {where}", args).fetchone()[0]
     pages = max(1, math.ceil(total / PER_PAGE))
@@ -50,7 +51,7 @@ def _messages(where: str, args: list[Any], page: int) -> tuple[list[dict[str, An
     return [dict(zip(_COLUMNS, r, strict=True)) for r in rows], pages
 
 
-def _sms_lines() -> list[str]:
+def sms_lines() -> list[str]:
     return [str(line["key"]) for line in web().editor.items("lines")
             if line.get("kind") == "sim" and line.get("sms", True) and line.get("enabled", True)]
 
@@ -70,36 +71,18 @@ def index() -> str:
         args.append(direction)
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     page = page_number(request.args.get("page"))
-    messages, pages = _messages(where, args, page)
+    messages, pages = messages_page(where, args, page)
     return render_template("lines/sms.html", messages=messages, page=min(page, pages),
-                           pages=pages, lines=_sms_lines(), line=line, direction=direction,
+                           pages=pages, lines=sms_lines(), line=line, direction=direction,
                            args={"line": line, "direction": direction}, mine=False)
 
 
-def _employee_id(extension: str | None) -> int | None:
+def employee_id(extension: str | None) -> int | None:
     if extension is None:
         return None
     row = web().db.read().conn.execute(
         "SELECT id FROM employees WHERE extension = ?", (extension,)).fetchone()
     return None if row is None else int(row[0])
-
-
-@bp.get("/mine")
-@login_required
-def mine() -> Any:
-    """The messages this user sent from the web UI, and the form to send one."""
-    user = current_user()
-    assert user is not None
-    employee = _employee_id(user.employee_extension)
-    if employee is None:
-        if user.role == "administrator":
-            return redirect(url_for("sms.index"))
-        abort(403)
-    page = page_number(request.args.get("page"))
-    messages, pages = _messages("WHERE sms.employee_id = ?", [employee], page)
-    return render_template("lines/sms.html", messages=messages, page=min(page, pages),
-                           pages=pages, lines=_sms_lines(), line="", direction="", args={},
-                           mine=True)
 
 
 @bp.post("/send")
@@ -108,14 +91,14 @@ def send() -> Any:
     """Send an SMS through a SIM line; the sender is recorded with the message."""
     user = current_user()
     assert user is not None
-    back = url_for("sms.index" if user.role == "administrator" else "sms.mine")
-    employee = _employee_id(user.employee_extension)
+    back = url_for("sms.index" if user.role == "administrator" else "mysms.mine")
+    employee = employee_id(user.employee_extension)
     if user.role != "administrator" and employee is None:
         abort(403)
     line = request.form.get("line", "").strip()
     to = request.form.get("to", "").strip()
     text = request.form.get("text", "").replace("\r\n", "\n")
-    if line not in _sms_lines():
+    if line not in sms_lines():
         flash(_("Choose a SIM line that sends SMS."), "error")
         return redirect(back)
     if not to or not text.strip() or len(to) > 21 or len(text) > MAX_TEXT:
@@ -143,3 +126,24 @@ def send() -> Any:
     else:
         flash(_("SMS to %(to)s: %(status)s", to=to, status=status or "?"), "ok")
     return redirect(back)
+
+
+@bp.app_template_filter("box_time")
+def box_time(value: Any) -> str:
+    """A stored UTC timestamp in the box's time zone, to the minute (for the templates)."""
+    if not isinstance(value, str) or not value:
+        return ""
+    zone = g.get("box_zone")
+    if zone is None:
+        try:
+            zone = ZoneInfo(str(web().box_value("time_zone", "Europe/Moscow")))
+        except (ValueError, KeyError):
+            zone = ZoneInfo("UTC")
+        g.box_zone = zone
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value[:16]
+    if moment.tzinfo is None:
+        return value[:16].replace("T", " ")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
