@@ -83,15 +83,13 @@ def download() -> Response:
                 "box": ctx.box_value("name", "Office PBX"), "files": sorted(trees)}
     audit("backup", "download", None, after={"files": sorted(trees)})
 
-    def chunks() -> Any:
-        try:
-            yield from stream_backup(snapshot, manifest, trees)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-
     name = f"pbx-backup-{_stamp()}.tar.gz"
-    return Response(chunks(), mimetype="application/gzip", headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    response = Response(stream_backup(snapshot, manifest, trees), mimetype="application/gzip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})
+    # Also when the client goes away before the first byte (the generator never started).
+    response.call_on_close(lambda: shutil.rmtree(work, ignore_errors=True))
+    return response
 
 
 def _restore(upload: Any) -> dict[str, Any]:
