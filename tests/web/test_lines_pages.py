@@ -227,3 +227,18 @@ def test_line_data_keeps_options_and_kind() -> None:
     stored = {"key": "a", "kind": "sim", "options": {"x": "1"}}
     assert line_data({"key": "a", "kind": "sip_trunk", "options": "evil"}, "sim", stored) == {
         "key": "a", "kind": "sim", "options": {"x": "1"}}
+
+
+def test_a_line_in_use_is_not_deleted(app: Flask, admin_client: FlaskClient) -> None:
+    from pathlib import Path
+
+    from appliance.config.yamlio import import_yaml
+
+    demo = Path(__file__).parents[2] / "appliance" / "config" / "demo.yaml"
+    import_yaml(app.extensions["pbx"].db, demo.read_bytes())
+    admin_client.get("/lang/en")
+    reply = post_form(admin_client, "/lines/sim1/delete", {}, page="/lines/sim1/edit")
+    assert reply.status_code == 302 and reply.headers["Location"].endswith("/lines/sim1/edit")
+    page = admin_client.get("/lines/sim1/edit").text
+    assert "The line is still in use" in page and "sim1" in page
+    assert app.extensions["pbx"].editor.item("lines", "sim1")["kind"] == "sim"

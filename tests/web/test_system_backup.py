@@ -297,3 +297,17 @@ def test_restore_takes_uploads_larger_than_the_app_limit(app: Flask,
         "csrf_token": token, "yaml": (io.BytesIO(archive), "x.yaml")},
         content_type="multipart/form-data")
     assert reply.status_code == 413
+
+
+def test_an_older_backup_is_migrated(app: Flask, admin_client: FlaskClient,
+                                     tmp_path: Path) -> None:
+    import sqlite_utils
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.migrate(sqlite_utils.Database(conn), target=9)
+    conn.close()
+    reply = _upload(admin_client, _tar([_file("pbx-backup.json", MANIFEST),
+                                        _file("pbx.sqlite3", path.read_bytes())]))
+    assert reply.status_code == 200, reply.text
+    assert app.extensions["pbx"].db.schema_version() == migrations.latest_version()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from datetime import UTC
@@ -16,7 +17,7 @@ from appliance.config.errors import ConfigError
 from appliance.config.yamlio import export_yaml, import_config, parse_yaml
 from appliance.db import Database, migrations
 
-from ..auth import admin_required, audit, current_user
+from ..auth import actor, admin_required, audit, current_user
 from ..context import web
 from . import NavItem
 from ._archive import (
@@ -115,6 +116,16 @@ def _restore(upload: Any) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _audit_restore(result: dict[str, Any]) -> None:
+    """The audit row of a restore, in the restored database, where the admin who did it may
+    not exist (then only the name is kept)."""
+    who = actor()
+    row = (who.name, who.user_id, "backup", "restore", json.dumps(result, ensure_ascii=False))
+    web().db.write(lambda c: c.conn.execute(
+        "INSERT INTO audit_log (actor, user_id, area, action, after) VALUES"
+        " (?, (SELECT id FROM web_users WHERE id = ?), ?, ?, ?)", row))
+
+
 @bp.post("/restore")
 @admin_required
 def restore() -> Any:
@@ -127,8 +138,7 @@ def restore() -> Any:
         result = _restore(upload)
     except ArchiveError as exc:
         return render_template("system/backup.html", restore_error=str(exc)), 400
-    user = current_user()
-    audit("backup", "restore", None, after={**result, "by": user.username if user else None})
+    _audit_restore(result)
     web().reload_engine()
     return render_template("system/backup.html", restored=result)
 
