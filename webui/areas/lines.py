@@ -36,9 +36,28 @@ def _live(path: str) -> tuple[list[Any] | None, str]:
     return (reply if isinstance(reply, list) else None), ""
 
 
+_LIST_COLUMNS = {"key": "key", "kind": "kind", "name": "name", "enabled": "enabled",
+                 "operator": "operator", "imei": "sim_imei", "iccid": "sim_iccid",
+                 "ussd_balance": "sim_ussd_balance", "sms": "sim_sms", "host": "sip_host",
+                 "channels": "channels"}
+
+
+def config_lines() -> list[dict[str, Any]]:
+    """What the lines page shows of each line's configuration, in one light query (the page
+    is polled; reading the whole configuration each time would be slow on a Pi)."""
+    columns = ", ".join(_LIST_COLUMNS.values())
+    rows = web().db.read().conn.execute(f"SELECT {columns} FROM lines ORDER BY key").fetchall()
+    out = []
+    for row in rows:
+        item = dict(zip(_LIST_COLUMNS, row, strict=True))
+        item["enabled"], item["sms"] = bool(item["enabled"]), bool(item["sms"])
+        out.append(item)
+    return out
+
+
 def _views() -> dict[str, Any]:
     ctx = web()
-    config = ctx.editor.items("lines")
+    config = config_lines()
     sims, error = _live("/lines")
     trunks, trunk_error = (None, "") if sims is None else _live("/trunks")
     # One scan for every line's newest balance (the page is polled every few seconds).

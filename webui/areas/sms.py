@@ -20,6 +20,7 @@ from appliance.control import ControlError, EngineDownError
 from ..auth import admin_required, audit, current_user, login_required
 from ..context import web
 from . import NavItem
+from .lines import config_lines
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 NAV = [NavItem("sms.index", _l("SMS"), "lines", order=20)]
@@ -52,8 +53,8 @@ def messages_page(where: str, args: list[Any], page: int) -> tuple[list[dict[str
 
 
 def sms_lines() -> list[str]:
-    return [str(line["key"]) for line in web().editor.items("lines")
-            if line.get("kind") == "sim" and line.get("sms", True) and line.get("enabled", True)]
+    return [str(line["key"]) for line in config_lines()
+            if line["kind"] == "sim" and line["sms"] and line["enabled"]]
 
 
 @bp.get("/")
