@@ -73,6 +73,7 @@ def test_pagination(app: Flask, admin_client: FlaskClient) -> None:
     last = admin_client.get("/sms/?page=3&lang=en").text
     assert "message 0<" in last and "message 119" not in last
     assert admin_client.get("/sms/?page=99999999999").status_code == 200
+    assert admin_client.get("/sms/?page=²").status_code == 200
     assert admin_client.get("/sms/?page=-1&line=" + "x" * 5000).status_code == 200
 
 

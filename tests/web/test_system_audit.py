@@ -43,6 +43,7 @@ def test_filters_and_pages(app: Flask, admin_client: FlaskClient) -> None:
     day = admin_client.get("/audit/?from=2026-11-05&to=2026-11-05").text
     assert "obj4<" in day and "obj24<" in day and "obj5<" not in day
     assert admin_client.get("/audit/?from=bogus&page=x&area=" + "a" * 9999).status_code == 200
+    assert admin_client.get("/audit/?page=²").status_code == 200
 
 
 def test_user_gets_403(user_client: FlaskClient) -> None:

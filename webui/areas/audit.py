@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from ..auth import admin_required
 from ..context import web
 from . import NavItem
+from .sms import page_number
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 NAV = [NavItem("audit.index", _l("Audit log"), "system", order=50)]
@@ -92,8 +93,7 @@ def index() -> str:
     where, params, shown = filters(request.args)
     total = conn.execute(f"SELECT count(*) FROM audit_log {where}", params).fetchone()[0]
     pages = max(1, math.ceil(total / PER_PAGE))
-    raw = request.args.get("page", "1")
-    page = min(pages, max(1, int(raw))) if raw.isdigit() and len(raw) < 7 else 1
+    page = min(pages, page_number(request.args.get("page")))
     rows = conn.execute(
         "SELECT id, at, actor, area, action, object, before, after FROM audit_log"
         f" {where} ORDER BY id DESC LIMIT ? OFFSET ?",

@@ -72,6 +72,8 @@ def notification_data(form: dict[str, Any]) -> dict[str, Any]:
     smtp = data.get("smtp")
     if not isinstance(smtp, dict) or not smtp.get("host"):
         data.pop("smtp", None)
+    if not isinstance(data.get("rules", []), list):
+        return data  # not a list of rows: the model says what is wrong
     rules = []
     for rule in data.get("rules") or []:
         if not isinstance(rule, dict):

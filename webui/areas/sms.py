@@ -33,7 +33,7 @@ _COLUMNS = ("id", "line_key", "direction", "peer", "text", "parts", "status", "p
 
 def page_number(raw: str | None) -> int:
     """A page number from the query string (1 for anything odd)."""
-    if raw is None or not raw.isdigit() or len(raw) > 6:
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
         return 1
     return max(1, int(raw))
 
