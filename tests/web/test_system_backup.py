@@ -311,3 +311,33 @@ def test_an_older_backup_is_migrated(app: Flask, admin_client: FlaskClient,
                                         _file("pbx.sqlite3", path.read_bytes())]))
     assert reply.status_code == 200, reply.text
     assert app.extensions["pbx"].db.schema_version() == migrations.latest_version()
+
+
+def test_download_is_streamed_over_real_http(app: Flask, live_url: str) -> None:
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from tests.support.web import make_admin
+
+    make_admin(app)
+    ctx = app.extensions["pbx"]
+    (ctx.settings.recordings_dir / "2026").mkdir(parents=True)
+    (ctx.settings.recordings_dir / "2026" / "call.wav").write_bytes(os.urandom(300_000))
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    login = opener.open(f"{live_url}/login", timeout=10).read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token
+    form = urllib.parse.urlencode({"csrf_token": token.group(1), "username": ADMIN[0],
+                                   "password": ADMIN[1]}).encode()
+    opener.open(f"{live_url}/login", form, timeout=10).read()
+    with opener.open(f"{live_url}/backup/download?files=1", timeout=30) as reply:
+        assert reply.headers.get("Content-Length") is None  # sent as it is made
+        assert reply.headers["Content-Type"] == "application/gzip"
+        body = reply.read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        member = tar.extractfile("recordings/2026/call.wav")
+        assert member is not None
+        assert member.read() == (ctx.settings.recordings_dir / "2026" / "call.wav").read_bytes()
