@@ -4,7 +4,6 @@ while a branch is edited (before saving) and after saving."""
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 from flask import Flask
