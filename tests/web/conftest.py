@@ -89,9 +89,13 @@ def live_url(app: Flask) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    """Debian's Chromium, headless, driven by Playwright (no browser download).
+
+    One per test: Playwright's sync API keeps an event loop of its own in the main thread
+    while it runs, and an async test that followed a longer-lived browser never ran.
+    """
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("chromium is missing: `make test` installs it (Makefile APT_TEST)")
