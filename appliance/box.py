@@ -64,7 +64,7 @@ def live_call(c: CallRecord) -> dict[str, Any]:
     """A call in progress for `GET /calls` (the dashboard): who talks to whom, on which
     line, since when, at which routing step."""
     plan = c.plan
-    return {"call_id": c.call_id, "caller": c.caller, "dialled": c.dialled,
+    return {"call_id": c.call_id, "caller": user_of(c.caller), "dialled": c.dialled,
             "started_at": c.started_at.isoformat(),
             "answered": c.answered_at is not None,
             "answered_at": c.answered_at.isoformat() if c.answered_at else None,

@@ -33,6 +33,7 @@ class DirectorySnapshot:
 
     extensions: dict[str, Extension] = field(default_factory=dict)
     registered: Callable[[str], list[str]] = field(default=lambda _username: [])
+    box_records: bool = True  # the box's own policy: calls with no employee in them
 
     def contacts(self, user: str) -> list[str] | None:
         """Contacts to ring for a dialled user part ([] offline/DND, None unknown)."""
@@ -60,6 +61,15 @@ class DirectorySnapshot:
         """Whether calls to this extension are recorded."""
         ext = self.extensions.get(user)
         return ext.record if ext is not None else False
+
+    def records_call(self, *parties: str | None) -> bool:
+        """Whether a call is recorded: the first employee among `parties` decides (the one
+        who answered first), else the box's policy (a line's caller to a mobile, say)."""
+        for party in parties:
+            ext = self.extensions.get(party) if party else None
+            if ext is not None:
+                return ext.record
+        return self.box_records
 
 
 def load(db: Database, registered: Callable[[str], list[str]] | None = None
@@ -97,4 +107,5 @@ def load(db: Database, registered: Callable[[str], list[str]] | None = None
                            frozenset(groups.get(number, ())))
          for number, (name, dnd, record, contacts, devices) in grouped.items()},
         registered or (lambda _username: []),
+        box_records,
     )

@@ -573,7 +573,10 @@ class Switchboard:
 
     def _recording_path(self, call: CallRecord) -> str | None:
         """Where this call is recorded (both parties mixed), or None."""
-        if self.data_dir is None or not self.directory.records(call.dialled):
+        # The employee who answered decides, then the one dialled, then the one calling (an
+        # outgoing call); a call between outsiders follows the box's policy.
+        parties = (call.answered_extension, call.dialled, call.caller)
+        if self.data_dir is None or not self.directory.records_call(*parties):
             return None
         day = (call.answered_at or call.started_at).strftime("%Y/%m/%d")
         relative = f"recordings/{day}/{call.call_id}.wav"
