@@ -76,6 +76,9 @@ class Directory:
     def records(self, user: str) -> bool:
         return False
 
+    def records_call(self, *parties: str | None) -> bool:
+        return False
+
     def owner_of(self, device: str) -> str | None:
         return None  # no desk phones in this table: every caller is from outside
 

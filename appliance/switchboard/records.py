@@ -50,6 +50,10 @@ class Directory(Protocol):
         """Whether calls to user are recorded."""
         ...
 
+    def records_call(self, *parties: str | None) -> bool:
+        """Whether a call with these parties is recorded (the first employee decides)."""
+        ...
+
     def owner_of(self, device: str) -> str | None:
         """The extension a device (SIP username) belongs to."""
         ...
