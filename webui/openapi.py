@@ -167,7 +167,13 @@ def _section_schemas() -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
         inputs.append(((section, "validation"), "validation", adapter))
         inputs.append(((section, "serialization"), "serialization", adapter))
     keyed, defs = TypeAdapter.json_schemas(inputs, ref_template=_REF)
-    return ({(k[0], k[1]): v for (k, _), v in keyed.items()}, defs.get("$defs", {}))
+    schemas: dict[str, Any] = defs.get("$defs", {})
+    for name, schema in schemas.items():
+        # A model with its own (wrap) serializer has an empty output schema, which would let
+        # an item match every member of a union. What it writes is a valid input of itself.
+        if schema == {} and name.endswith("-Output"):
+            schemas[name] = schemas.get(name[:-len("-Output")] + "-Input", schema)
+    return ({(k[0], k[1]): v for (k, _), v in keyed.items()}, schemas)
 
 
 def _config_paths(keyed: dict[tuple[str, str], Any]) -> dict[str, Any]:
