@@ -46,7 +46,7 @@ from .routing.plan import ManagerFact
 from .routing.snapshot import Snapshot, load_snapshot
 from .service import Notifier
 from .settings import Settings
-from .switchboard import CallRecord, Switchboard
+from .switchboard import CallRecord, Switchboard, originate
 from .switchboard.live import user_of
 from .voicemail import Voicemail
 
@@ -370,6 +370,8 @@ class Box:
         if self.lines is not None:
             lines_api.register(self.control, self.lines)
         factory_reset.register(self.control, self)  # POST /factory-reset
+        # Click-to-call and hang-up (POST /originate, POST /calls/{call_id}/hangup).
+        originate.register(self.control, lambda: self.switchboard)
 
     async def _status(self, _req: Request) -> dict[str, Any]:
         assert self.engine is not None and self.switchboard is not None

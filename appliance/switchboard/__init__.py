@@ -68,6 +68,7 @@ from ..transfers import Transfer
 from ..webhooks import WebhookCall, WebhookError, ask_webhook
 from .handover import Handovers
 from .live import LiveMembers, dialable, user_of
+from .originate import Originations
 from .records import (
     CallLog,
     CallRecord,
@@ -128,6 +129,7 @@ class Switchboard:
         self.ask_webhook = ask_webhook
         self.services = Services(self)
         self.handovers = Handovers(self)
+        self.originations = Originations(self)  # click-to-call legs until answered
 
     def attach(self) -> Callable[[], None]:
         """Start receiving engine events; returns the detach function."""
@@ -189,6 +191,8 @@ class Switchboard:
         if not isinstance(event, LegEvent) or event.media_changed:
             return
         leg = event.leg
+        if self.originations.on_leg(leg):
+            return
         transfer = self._transfers.get(leg.leg_id)
         if transfer is not None:
             self.handovers.transfer_changed(transfer, leg)
@@ -252,6 +256,14 @@ class Switchboard:
         await self._advance(call)
 
     # --- routing plans -----------------------------------------------------------------
+    def plan_for(self, call: CallRecord) -> PlanState:
+        """The routing plan of a call the switchboard adopted (click-to-call)."""
+        return self._plan(call)
+
+    async def advance(self, call: CallRecord) -> None:
+        """Carry out an adopted call's plan from its current step."""
+        await self._advance(call)
+
     def _plan(self, call: CallRecord) -> PlanState:
         """Route the call: the routing core with the configuration, or the bare directory."""
         snap = self.snapshot
