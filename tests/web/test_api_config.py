@@ -11,14 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.accounts import create_api_token
-from tests.support.web import make_admin
 from webui.apicore import MAX_BODY, ApiError, parse_json_body
 
 
 @pytest.fixture
 def api(app: Flask) -> tuple[FlaskClient, dict[str, str]]:
     """A client and the headers of a read+write token."""
-    make_admin(app)
+    # No web user needed: the API never looks at sessions (and argon2 would cost a second).
     tok = create_api_token(app.extensions["pbx"].db, "crm", ["read", "write"])
     return app.test_client(), {"Authorization": f"Bearer {tok}"}
 
