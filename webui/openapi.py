@@ -78,8 +78,12 @@ def _op(summary: str, tag: str, scope: str, responses: dict[str, Any], *,
         op["requestBody"] = _body(body)
     if params:
         op["parameters"] = params
-    op["operationId"] = summary.lower().replace(" ", "_").replace("'", "").replace(",", "")
+    op["operationId"] = _op_id(summary)
     return op
+
+
+def _op_id(summary: str) -> str:
+    return summary.lower().replace(" ", "_").replace("'", "").replace(",", "")
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -182,12 +186,20 @@ def _config_paths(keyed: dict[tuple[str, str], Any]) -> dict[str, Any]:
         tag = section
         item_in, item_out = keyed[(section, "validation")], keyed[(section, "serialization")]
         named = f"named by `{field}`" if field else "named by position"
+        created = _responses("201", item_out, "409", write=True)
+        if field is not None:
+            # The new item's key leads to its own operations (clients and schemathesis
+            # follow these links from a create to read, replace and delete).
+            key = {"key": f"$response.body#/{field}"}
+            created["201"]["links"] = {
+                verb: {"operationId": _op_id(f"{what} one of {section}"), "parameters": key}
+                for verb, what in (("GetItem", "Get"), ("ReplaceItem", "Replace"),
+                                   ("DeleteItem", "Delete"))}
         paths[f"/api/v1/config/{section}"] = {
             "get": _op(f"List {section}", tag, "read", _responses("200", {
                 "type": "object", "required": ["items"],
                 "properties": {"items": {"type": "array", "items": item_out}}})),
-            "post": _op(f"Create in {section}", tag, "write",
-                        _responses("201", item_out, "409", write=True), body=item_in),
+            "post": _op(f"Create in {section}", tag, "write", created, body=item_in),
         }
         paths[f"/api/v1/config/{section}/{{key}}"] = {
             "parameters": [{**_KEY, "description": f"The item's key ({named})"}],

@@ -13,6 +13,7 @@ from flask import Flask
 from appliance.accounts import create_api_token
 from tests.support.web import FakeEngine, make_admin
 
+PHASES = "examples,coverage,fuzzing,stateful"
 OUTPUT = Path("test-output/schemathesis.txt")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_headers_conformance,response_schema_conformance")
@@ -31,11 +32,15 @@ def test_schemathesis_finds_nothing(app: Flask, live_url: str, fake_engine: Fake
     fake_engine.route("GET", "/lines", [{"key": "sim1", "state": "ready"}])
     fake_engine.route("GET", "/registrations", [])
     st = Path(sys.executable).with_name("st")
+    # One worker: with two, schemathesis 4.32's coverage phase sometimes fails inside itself
+    # (a KeyError in hypothesis' strategy cache), which is no finding about this API. The
+    # time budget bounds the run; all four phases share it.
     cmd = [str(st), "run", f"{live_url}/api/v1/openapi.json",
            "-H", f"Authorization: Bearer {token}", "--checks", CHECKS,
            "--max-examples", os.environ.get("PBX_SCHEMATHESIS_EXAMPLES", "8"),
-           "--phases", "examples,fuzzing", "--workers", "2", "--seed", "1",
-           "--max-time", "30", "--request-timeout", "10",
+           "--phases", os.environ.get("PBX_SCHEMATHESIS_PHASES", PHASES),
+           "--workers", os.environ.get("PBX_SCHEMATHESIS_WORKERS", "1"), "--seed", "1",
+           "--max-time", "45", "--request-timeout", "10",
            "--suppress-health-check", "all", "--no-color",
            "--report", "junit", "--report-dir", str(tmp_path / "report")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=110,
