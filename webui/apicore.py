@@ -23,12 +23,14 @@ class ApiError(Exception):
     """An API request refused: HTTP status, a short code, a message, per-field messages."""
 
     def __init__(self, status: int, code: str, message: str,
-                 fields: dict[str, str] | None = None) -> None:
+                 fields: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = fields or {}
+        self.headers = headers or {}  # WWW-Authenticate, Retry-After
 
     def body(self) -> dict[str, Any]:
         """The JSON error body every API error has."""

@@ -168,3 +168,24 @@ def test_create_employee_fuzz(api: tuple[FlaskClient, dict[str, str]],
     assert r.is_json
     if r.status_code == 201:
         client.delete(f"/api/v1/config/employees/{r.json['extension']}", headers=h)
+
+
+def test_a_huge_declared_body_is_refused_over_real_http(app: Flask, live_url: str) -> None:
+    """A client announcing a gigabyte gets 413 at once; nothing waits for the body."""
+    import http.client
+    import urllib.parse
+
+    tok = create_api_token(app.extensions["pbx"].db, "big", ["read", "write"])
+    url = urllib.parse.urlsplit(live_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/api/v1/config/employees")
+        conn.putheader("Authorization", f"Bearer {tok}")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(10**9))
+        conn.endheaders(b'{"extension": "150"')
+        r = conn.getresponse()
+        assert r.status == 413
+        assert json.loads(r.read())["error"] == "too_large"
+    finally:
+        conn.close()

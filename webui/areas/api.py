@@ -71,35 +71,29 @@ def _authenticate() -> None:
         return
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
-        raise ApiError(401, "unauthorized", "send the header Authorization: Bearer <token>")
+        raise ApiError(401, "unauthorized", "send the header Authorization: Bearer <token>",
+                       headers={"WWW-Authenticate": www_authenticate()})
     found = verify_api_token(web().db, token)
     if found is None:
-        raise ApiError(401, "invalid_token", "the token is unknown, revoked or expired")
+        raise ApiError(401, "invalid_token", "the token is unknown, revoked or expired",
+                       headers={"WWW-Authenticate": www_authenticate("invalid_token")})
     g.api_token = found
     wait = _limiter().allow(found.id)
     if wait:
-        err = ApiError(429, "rate_limited", "too many requests with this token; slow down")
-        err.retry_after = wait  # type: ignore[attr-defined]
-        raise err
+        raise ApiError(429, "rate_limited", "too many requests with this token; slow down",
+                       headers={"Retry-After": str(max(1, round(wait)))})
     needed = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
     if needed not in found.scopes:
-        err = ApiError(403, "insufficient_scope", f"this token lacks the {needed!r} scope")
-        err.scope = needed  # type: ignore[attr-defined]
-        raise err
+        raise ApiError(403, "insufficient_scope", f"this token lacks the {needed!r} scope",
+                       headers={"WWW-Authenticate": www_authenticate("insufficient_scope",
+                                                                     scope=needed)})
 
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> Response:
     response = jsonify(exc.body())
     response.status_code = exc.status
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = www_authenticate(
-            None if exc.code == "unauthorized" else "invalid_token")
-    elif exc.status == 403:
-        response.headers["WWW-Authenticate"] = www_authenticate(
-            "insufficient_scope", scope=getattr(exc, "scope", ""))
-    elif exc.status == 429:
-        response.headers["Retry-After"] = str(max(1, round(getattr(exc, "retry_after", 1))))
+    response.headers.update(exc.headers)
     return response
 
 
