@@ -7,6 +7,7 @@ fake clock.
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,10 +140,15 @@ class RateLimiter:
     window_s: float
     clock: Callable[[], float]
     _seen: dict[Any, deque[float]] = field(default_factory=dict)
+    # The web server answers on several threads at once.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def allow(self, key: Any) -> float:
         """0.0 if the request may go on (and is counted), else the seconds until it may."""
-        now = self.clock()
+        with self._lock:
+            return self._allow(key, self.clock())
+
+    def _allow(self, key: Any, now: float) -> float:
         times = self._seen.setdefault(key, deque())
         while times and times[0] <= now - self.window_s:
             times.popleft()

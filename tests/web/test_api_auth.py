@@ -137,3 +137,26 @@ def test_openapi_document(api: FlaskClient) -> None:
                 continue
             assert "default" in op["responses"], (path, method)
             assert "401" in op["responses"], (path, method)
+
+
+def test_rate_limiter_counts_exactly_under_threads() -> None:
+    """The server answers on several threads: the window never lets more through."""
+    import threading
+
+    from webui.apicore import RateLimiter
+
+    limiter = RateLimiter(50, 60.0, lambda: 1.0)
+    allowed: list[bool] = []
+    start = threading.Barrier(8)
+
+    def hammer() -> None:
+        start.wait(5)
+        for _ in range(20):
+            allowed.append(limiter.allow("t") == 0.0)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(allowed) == 160 and allowed.count(True) == 50
