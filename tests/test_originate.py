@@ -133,3 +133,22 @@ async def test_hanging_up_a_call_still_ringing_its_callee() -> None:
     await settle()
     [done] = log.done
     assert done.disposition is Disposition.NO_ANSWER
+
+
+async def test_a_phone_answering_while_the_next_is_dialled_stops_the_dialling() -> None:
+    sb, eng, _log = make()
+    original = eng.dial
+
+    async def dial_and_answer_at_once(uri: str, leg_id: str | None = None,
+                                      headers: Any = None) -> str:
+        found = await original(uri, leg_id, headers)
+        if uri == "sip:101@desk":
+            eng.emit(found, LegState.CONFIRMED)  # answered before the dial returned
+        return found
+
+    eng.dial = dial_and_answer_at_once  # type: ignore[method-assign]
+    call_id = await sb.originations.originate("101", "102")
+    await settle()
+    assert [c[1] for c in eng.commands if c[0] == "dial"] == ["sip:101@desk", "sip:102@desk"]
+    [call] = sb.active_calls()
+    assert call.call_id == call_id and call.caller_device == "101"

@@ -105,6 +105,8 @@ class Originations:
         # The desk phone shows the number it is about to call (the edge puts these in From).
         headers = {"X-PBX-Caller": number, "X-PBX-Caller-Name": f"Call to {number}"}
         for n, (contact, device) in enumerate(targets, 1):
+            if attempt.answered:
+                break  # a phone answered while the next was being dialled
             leg_id = f"{attempt.call_id[:8]}-o{n}"
             attempt.legs[leg_id] = device
             self._by_leg[leg_id] = attempt  # claimed before dialling: events may come first
@@ -115,6 +117,8 @@ class Originations:
                             contact, exc)
                 attempt.legs.pop(leg_id, None)
                 self._by_leg.pop(leg_id, None)
+        if attempt.answered:
+            return attempt.call_id
         if not attempt.legs:
             self._attempts.pop(attempt.call_id, None)
             raise OriginateError("the employee's phones could not be called", 409)
