@@ -126,6 +126,10 @@ def test_openapi_document(api: FlaskClient) -> None:
     assert r.status_code == 200
     doc: dict[str, Any] = r.json
     assert doc["openapi"].startswith("3.1")
+    # Valid against the OpenAPI 3.1 meta-schema (the one schemathesis itself checks with).
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    assert [str(e) for e in OPENAPI_31_VALIDATOR.iter_errors(doc)] == []
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert "/api/v1/config/employees/{key}" in doc["paths"]
     assert "/api/v1/settings/box" in doc["paths"]
