@@ -1,17 +1,21 @@
 """Read-only lists the REST API serves from the database: call history, missed calls, SMS.
 
-Each list is one indexed query with LIMIT/OFFSET (no query per row), so a box with 100,000
-call records answers a page as fast as one with ten.
+The call history and the missed calls are the pages' own queries (`appliance.reports`),
+shaped for the API: calls are named by their uuid, employees by their extension. Every list
+is a page of indexed rows (no query per row).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-DIRECTIONS = ("inbound", "outbound", "internal")
-DISPOSITIONS = ("answered", "busy", "no_answer", "failed", "cancelled", "interrupted")
+from appliance import reports
+
+DIRECTIONS = reports.DIRECTIONS
+OUTCOMES = reports.OUTCOMES
 MAX_PER_PAGE = 200
 
 
@@ -30,14 +34,14 @@ class Page:
 
 @dataclass(frozen=True)
 class CallFilter:
-    """Call history filters; None: any. Times are ISO 8601 UTC strings, `until` exclusive."""
+    """Call history filters; None: any. `until` is exclusive."""
 
-    since: str | None = None
-    until: str | None = None
-    number: str | None = None  # the caller's or the dialled number (exact)
-    extension: str | None = None  # the employee's extension who made or answered the call
+    since: datetime | None = None
+    until: datetime | None = None
+    number: str | None = None  # part of the caller's or the dialled number
+    extension: str | None = None  # the employee who made or answered the call
     direction: str | None = None
-    disposition: str | None = None
+    outcome: str | None = None  # a disposition, or "missed" / "blocked"
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -45,66 +49,57 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-_CALLS_SQL = """
-SELECT c.uuid AS id, c.direction, c.line_key AS line, c.caller, c.caller_name, c.dialled,
-       e.extension AS extension, a.extension AS answered_by_extension, c.answered_by,
-       c.started_at, c.answered_at, c.ended_at, c.disposition, c.hangup_side,
-       c.sip_cause, c.recording_id IS NOT NULL AS recorded
-FROM call_records c
-LEFT JOIN employees e ON e.id = c.employee_id
-LEFT JOIN employees a ON a.id = c.answered_by_employee_id
-"""
+def _paged(items: list[dict[str, Any]], total: int, page: Page) -> dict[str, Any]:
+    return {"items": items, "total": total, "page": page.page, "per_page": page.per_page}
+
+
+def _call(row: dict[str, Any]) -> dict[str, Any]:
+    """A reports row as the API shows a call."""
+    return {
+        "id": row["uuid"], "direction": row["direction"], "line": row["line_key"],
+        "number": row["did"], "caller": row["caller"], "caller_name": row["caller_name"],
+        "dialled": row["dialled"], "extension": row["employee_extension"],
+        "answered_by_extension": row["answered_extension"], "answered_by": row["answered_by"],
+        "started_at": row["started_at"], "answered_at": row["answered_at"],
+        "ended_at": row["ended_at"], "disposition": row["disposition"],
+        "hangup_side": row["hangup_side"], "sip_cause": row["sip_cause"],
+        "wait_s": row["wait_s"], "talk_s": row["talk_s"],
+        "missed_reason": row["missed_reason"], "recorded": row["recording_id"] is not None,
+    }
 
 
 def call_history(conn: sqlite3.Connection, flt: CallFilter, page: Page) -> dict[str, Any]:
     """A page of call records, newest first, with the total count for the filters."""
-    where: list[str] = []
-    args: list[Any] = []
-    if flt.since:
-        where.append("c.started_at >= ?")
-        args.append(flt.since)
-    if flt.until:
-        where.append("c.started_at < ?")
-        args.append(flt.until)
-    if flt.number:
-        where.append("(c.caller = ? OR c.dialled = ?)")
-        args += [flt.number, flt.number]
+    employee_id: int | None = None
     if flt.extension:
-        # Made by or answered by the employee (both columns are indexed with started_at).
-        where.append("(c.employee_id = (SELECT id FROM employees WHERE extension = ?)"
-                     " OR c.answered_by_employee_id = (SELECT id FROM employees"
-                     " WHERE extension = ?))")
-        args += [flt.extension, flt.extension]
-    if flt.direction:
-        where.append("c.direction = ?")
-        args.append(flt.direction)
-    if flt.disposition:
-        where.append("c.disposition = ?")
-        args.append(flt.disposition)
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
-    total = conn.execute(f"SELECT count(*) FROM call_records c{clause}", args).fetchone()[0]
-    items = _rows(conn.execute(
-        f"{_CALLS_SQL}{clause} ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?",
-        [*args, page.per_page, page.offset]))
-    for item in items:
-        item["recorded"] = bool(item["recorded"])
-    return {"items": items, "total": total, "page": page.page, "per_page": page.per_page}
+        found = conn.execute("SELECT id FROM employees WHERE extension = ?",
+                             (flt.extension,)).fetchone()
+        if found is None:
+            return _paged([], 0, page)
+        employee_id = int(found[0])
+    filters = reports.Filters(start=flt.since, end=flt.until, number=flt.number or "",
+                              employee_id=employee_id, direction=flt.direction,
+                              outcome=flt.outcome)
+    result = reports.history(conn, filters, page.page, page.per_page)
+    if result.page != page.page:  # past the last page: reports shows the last, the API none
+        return _paged([], result.total, page)
+    return _paged([_call(r) for r in result.rows], result.total, page)
 
 
-def missed_calls(conn: sqlite3.Connection, page: Page, *,
-                 open_only: bool = True) -> dict[str, Any]:
-    """Missed calls newest first; `open_only`: those nobody has called back yet."""
-    clause = " WHERE m.cleared_at IS NULL" if open_only else ""
-    total = conn.execute(f"SELECT count(*) FROM missed_calls m{clause}").fetchone()[0]
-    items = _rows(conn.execute(
-        "SELECT m.id, m.caller, n.number AS number, m.reason, e.extension AS responsible,"
-        " m.created_at, m.cleared_at, c.uuid AS call_id FROM missed_calls m"
-        " LEFT JOIN numbers n ON n.id = m.number_id"
-        " LEFT JOIN employees e ON e.id = m.responsible_employee_id"
-        f" LEFT JOIN call_records c ON c.id = m.call_id{clause}"
-        " ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?",
-        (page.per_page, page.offset)))
-    return {"items": items, "total": total, "page": page.page, "per_page": page.per_page}
+def missed_calls(conn: sqlite3.Connection, page: Page) -> dict[str, Any]:
+    """Missed calls nobody has called back yet, newest first."""
+    result = reports.missed_open(conn, page.page, page.per_page)
+    if result.page != page.page:
+        return _paged([], result.total, page)
+    ids = [r["call_id"] for r in result.rows if r["call_id"] is not None]
+    marks = ",".join("?" * len(ids))
+    uuids = dict(conn.execute(f"SELECT id, uuid FROM call_records WHERE id IN ({marks})",
+                              ids).fetchall()) if ids else {}
+    items = [{"id": r["id"], "call_id": uuids.get(r["call_id"]), "caller": r["caller"],
+              "caller_name": r["caller_name"], "number": r["did"], "line": r["line_key"],
+              "reason": r["reason"], "responsible": r["responsible_extension"],
+              "created_at": r["created_at"]} for r in result.rows]
+    return _paged(items, result.total, page)
 
 
 def sms_list(conn: sqlite3.Connection, page: Page, *, line: str | None = None) -> dict[str, Any]:
@@ -120,4 +115,4 @@ def sms_list(conn: sqlite3.Connection, page: Page, *, line: str | None = None) -
         f" LEFT JOIN lines l ON l.id = s.line_id{clause}"
         " ORDER BY s.created_at DESC, s.id DESC LIMIT ? OFFSET ?",
         [*args, page.per_page, page.offset]))
-    return {"items": items, "total": total, "page": page.page, "per_page": page.per_page}
+    return _paged(items, total, page)

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 from appliance.config.edit import LIST_SECTIONS, SINGLE_SECTIONS
 from appliance.config.model import BoxConfig
 
-from .apidata import DIRECTIONS, DISPOSITIONS, MAX_PER_PAGE
+from .apidata import DIRECTIONS, MAX_PER_PAGE, OUTCOMES
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
@@ -111,6 +111,7 @@ _CALL_ID = {"name": "call_id", "in": "path", "required": True,
             "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
+_NUM_OR_NULL = {"type": ["number", "null"]}
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 
 _FIXED_SCHEMAS: dict[str, Any] = {
@@ -122,20 +123,22 @@ _FIXED_SCHEMAS: dict[str, Any] = {
                                                   "started_at"],
                    "properties": {
                        "id": {"type": "string"}, "direction": {"enum": list(DIRECTIONS)},
-                       "line": _STR_OR_NULL, "caller": {"type": "string"},
-                       "caller_name": _STR_OR_NULL, "dialled": {"type": "string"},
-                       "extension": _STR_OR_NULL, "answered_by_extension": _STR_OR_NULL,
-                       "answered_by": _STR_OR_NULL, "started_at": {"type": "string"},
-                       "answered_at": _STR_OR_NULL, "ended_at": _STR_OR_NULL,
-                       "disposition": {"enum": [*DISPOSITIONS, None]},
+                       "line": _STR_OR_NULL, "number": _STR_OR_NULL,
+                       "caller": {"type": "string"}, "caller_name": _STR_OR_NULL,
+                       "dialled": {"type": "string"}, "extension": _STR_OR_NULL,
+                       "answered_by_extension": _STR_OR_NULL, "answered_by": _STR_OR_NULL,
+                       "started_at": {"type": "string"}, "answered_at": _STR_OR_NULL,
+                       "ended_at": _STR_OR_NULL, "disposition": _STR_OR_NULL,
                        "hangup_side": _STR_OR_NULL, "sip_cause": _INT_OR_NULL,
-                       "recorded": {"type": "boolean"}}},
+                       "wait_s": _NUM_OR_NULL, "talk_s": _NUM_OR_NULL,
+                       "missed_reason": _STR_OR_NULL, "recorded": {"type": "boolean"}}},
     "MissedCall": {"type": "object", "required": ["id", "caller", "reason", "created_at"],
                    "properties": {
-                       "id": {"type": "integer"}, "caller": {"type": "string"},
-                       "number": _STR_OR_NULL, "reason": {"type": "string"},
-                       "responsible": _STR_OR_NULL, "created_at": {"type": "string"},
-                       "cleared_at": _STR_OR_NULL, "call_id": _STR_OR_NULL}},
+                       "id": {"type": "integer"}, "call_id": _STR_OR_NULL,
+                       "caller": {"type": "string"}, "caller_name": _STR_OR_NULL,
+                       "number": _STR_OR_NULL, "line": _STR_OR_NULL,
+                       "reason": {"type": "string"}, "responsible": _STR_OR_NULL,
+                       "created_at": {"type": "string"}}},
     "Sms": {"type": "object", "required": ["id", "direction", "peer", "text", "status"],
             "properties": {
                 "id": {"type": "integer"}, "line": _STR_OR_NULL,
@@ -225,11 +228,13 @@ def _live_paths() -> dict[str, Any]:
     history_params = [
         _query("since", {"type": "string", "format": "date-time"}, "Calls started at or after"),
         _query("until", {"type": "string", "format": "date-time"}, "Calls started before"),
-        _query("number", {"type": "string", "maxLength": 40}, "Caller or dialled number"),
+        _query("number", {"type": "string", "maxLength": 40},
+               "Part of the caller's or the dialled number"),
         _query("extension", {"type": "string", "pattern": r"^[0-9]{2,6}$"},
                "Made or answered by this employee"),
         _query("direction", {"enum": list(DIRECTIONS)}, "inbound, outbound or internal"),
-        _query("disposition", {"enum": list(DISPOSITIONS)}, "How the call ended"),
+        _query("outcome", {"enum": list(OUTCOMES)},
+               "How the call ended, or `missed` / `blocked`"),
         *_PAGE_PARAMS,
     ]
     return {
@@ -257,8 +262,7 @@ def _live_paths() -> dict[str, Any]:
         "/api/v1/missed": {
             "get": _op("Missed calls", "calls", "read",
                        _responses("200", _paged("MissedCalls", _ref("MissedCall"))),
-                       params=[_query("all", {"type": "boolean"},
-                                      "Also those already called back"), *_PAGE_PARAMS]),
+                       params=_PAGE_PARAMS),
         },
         "/api/v1/lines": {
             "get": _op("Lines live state", "lines", "read", _responses("200", live, "503")),

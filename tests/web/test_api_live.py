@@ -142,14 +142,21 @@ def test_history_filters_and_pages(app: Flask, api: Api) -> None:
     window = client.get("/api/v1/history?since=2026-01-05T00:00:00Z&until=2026-01-08",
                         headers=h).json
     assert [c["id"] for c in window["items"]] == ["call-0006", "call-0005", "call-0004"]
-    missed = client.get("/api/v1/history?disposition=no_answer&number=%2B79160000000",
+    missed = client.get("/api/v1/history?outcome=no_answer&number=%2B79160000000",
                         headers=h).json
     assert missed["total"] == 5 and all(c["disposition"] == "no_answer" for c in missed["items"])
+    # A part of a number finds it; "missed" are the calls with a missed-call row.
+    assert client.get("/api/v1/history?number=916000", headers=h).json["total"] == 15
+    [m] = client.get("/api/v1/history?outcome=missed", headers=h).json["items"]
+    assert m["id"] == "call-0000" and m["missed_reason"] == "no_answer"
+    assert client.get("/api/v1/history?extension=555", headers=h).json["total"] == 0
+    past = client.get("/api/v1/history?page=99", headers=h).json
+    assert past["items"] == [] and past["total"] == 30 and past["page"] == 99
 
 
 @pytest.mark.parametrize("query", ["page=0", "page=x", "per_page=1000", "direction=up",
                                    "since=yesterday", "extension=abc", "number=" + "1" * 50,
-                                   "disposition=%00"])
+                                   "outcome=%00", "outcome=lost"])
 def test_history_bad_parameters(api: Api, query: str) -> None:
     client, h = api
     r = client.get(f"/api/v1/history?{query}", headers=h)
@@ -160,9 +167,11 @@ def test_missed_and_sms(app: Flask, api: Api) -> None:
     client, h = api
     _seed(app)
     open_only = client.get("/api/v1/missed", headers=h).json
+    # The one called back (cleared) is not listed.
     assert [m["caller"] for m in open_only["items"]] == ["+79160000000"]
-    assert open_only["items"][0]["call_id"] == "call-0000"
-    assert client.get("/api/v1/missed?all=true", headers=h).json["total"] == 2
+    assert open_only["total"] == 1 and open_only["items"][0]["call_id"] == "call-0000"
+    assert open_only["items"][0]["reason"] == "no_answer"
+    assert client.get("/api/v1/missed?page=2", headers=h).json["items"] == []
     sms = client.get("/api/v1/sms", headers=h).json
     assert sms["total"] == 2 and {m["text"] for m in sms["items"]} == {"<b>hi</b>", "ok"}
     assert client.get("/api/v1/sms?line=sim9", headers=h).json["total"] == 0

@@ -338,7 +338,7 @@ def _page() -> apidata.Page:
                         _int_arg("per_page", 50, 1, apidata.MAX_PER_PAGE))
 
 
-def _time_arg(name: str) -> str | None:
+def _time_arg(name: str) -> datetime | None:
     raw = request.args.get(name)
     if not raw:
         return None
@@ -347,10 +347,7 @@ def _time_arg(name: str) -> str | None:
     except ValueError:
         raise ApiError(400, "bad_parameter", f"{name} must be an ISO 8601 date-time",
                        {name: "an ISO 8601 date-time"}) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    # Stored stamps are UTC with fractions; a prefix without them compares correctly.
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _choice_arg(name: str, allowed: tuple[str, ...]) -> str | None:
@@ -374,15 +371,14 @@ def history() -> Any:
     flt = apidata.CallFilter(
         since=_time_arg("since"), until=_time_arg("until"), number=number, extension=extension,
         direction=_choice_arg("direction", apidata.DIRECTIONS),
-        disposition=_choice_arg("disposition", apidata.DISPOSITIONS))
+        outcome=_choice_arg("outcome", apidata.OUTCOMES))
     return apidata.call_history(web().db.read().conn, flt, _page())
 
 
 @bp.get("/missed")
 def missed() -> Any:
-    """Missed calls; by default only those nobody has called back yet."""
-    every = _choice_arg("all", ("true", "false", "1", "0")) in ("true", "1")
-    return apidata.missed_calls(web().db.read().conn, _page(), open_only=not every)
+    """Missed calls nobody has called back yet (the list clears itself when someone does)."""
+    return apidata.missed_calls(web().db.read().conn, _page())
 
 
 @bp.get("/sms")
