@@ -106,13 +106,14 @@ def sms_list(conn: sqlite3.Connection, page: Page, *, line: str | None = None) -
     """Stored text messages, newest first, optionally of one line."""
     clause, args = "", []
     if line:
-        clause = " WHERE s.line_id = (SELECT id FROM lines WHERE key = ?)"
+        clause = " WHERE line_key = ?"  # the key the message came on (indexed with created_at)
         args.append(line)
-    total = conn.execute(f"SELECT count(*) FROM sms s{clause}", args).fetchone()[0]
+    total = conn.execute(f"SELECT count(*) FROM sms{clause}", args).fetchone()[0]
     items = _rows(conn.execute(
-        "SELECT s.id, l.key AS line, s.direction, s.peer, s.text, s.parts, s.status, s.error,"
-        " s.created_at, s.sent_at, s.delivered_at FROM sms s"
-        f" LEFT JOIN lines l ON l.id = s.line_id{clause}"
-        " ORDER BY s.created_at DESC, s.id DESC LIMIT ? OFFSET ?",
+        "SELECT id, line_key AS line, direction, peer, text, parts, status, partial, error,"
+        f" created_at, sent_at, delivered_at FROM sms{clause}"
+        " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
         [*args, page.per_page, page.offset]))
+    for item in items:
+        item["partial"] = bool(item["partial"])  # a received message with a part missing
     return _paged(items, total, page)

@@ -122,8 +122,8 @@ def _seed(app: Flask) -> None:
                      (call, "+79160000000", "no_answer"))
         conn.execute("INSERT INTO missed_calls (caller, reason, cleared_at) VALUES (?, ?, ?)",
                      ("+79169999999", "busy", "2026-01-02T00:00:00.000Z"))
-        conn.execute("INSERT INTO sms (direction, peer, text, status) VALUES "
-                     "('in', '+79160000000', '<b>hi</b>', 'received')")
+        conn.execute("INSERT INTO sms (direction, peer, text, status, line_key) VALUES "
+                     "('in', '+79160000000', '<b>hi</b>', 'received', 'sim1')")
         conn.execute("INSERT INTO sms (direction, peer, text, status) VALUES "
                      "('out', '+79160000000', 'ok', 'sent')")
 
@@ -175,6 +175,8 @@ def test_missed_and_sms(app: Flask, api: Api) -> None:
     sms = client.get("/api/v1/sms", headers=h).json
     assert sms["total"] == 2 and {m["text"] for m in sms["items"]} == {"<b>hi</b>", "ok"}
     assert client.get("/api/v1/sms?line=sim9", headers=h).json["total"] == 0
+    [one] = client.get("/api/v1/sms?line=sim1", headers=h).json["items"]
+    assert one["line"] == "sim1" and one["direction"] == "in" and one["partial"] is False
 
 
 @settings(max_examples=300, deadline=None)
