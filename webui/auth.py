@@ -118,7 +118,9 @@ def load_user() -> Response | None:
     g.user = None
     ctx = web()
     endpoint = request.endpoint or ""
-    if endpoint.startswith("api.") or endpoint == "static":
+    # The REST API authenticates by token itself and answers JSON, even for unknown paths.
+    if endpoint.startswith("api.") or endpoint == "static" or (
+            request.path.startswith("/api/") and endpoint != "status.health"):
         return None
     found = ctx.sessions.user_of(request.cookies.get(COOKIE))
     if found is not None:

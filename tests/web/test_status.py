@@ -32,3 +32,8 @@ def test_the_start_page_is_the_dashboard_for_admins_and_my_page_for_users(
         admin_client: FlaskClient, user_client: FlaskClient) -> None:
     assert admin_client.get("/").headers["Location"] == "/dashboard/"
     assert user_client.get("/").headers["Location"] == "/mine/"
+
+
+def test_an_unknown_api_path_answers_json_even_before_the_wizard(client: FlaskClient) -> None:
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404 and response.is_json
