@@ -90,3 +90,13 @@ def test_concurrent_saves_lose_nothing(editor: ConfigEditor) -> None:
         t.join(timeout=60)
     assert sorted(e["extension"] for e in editor.items("employees")) == [
         str(200 + n) for n in range(12)]
+
+
+def test_odd_device_fields_on_update_are_refused_not_crashed(editor: ConfigEditor) -> None:
+    # Found by schemathesis: a list as a device's user name crashed the secret keeping.
+    editor.save("employees", {"extension": "101", "name": "Anna", "devices": [
+        {"username": "anna", "password": "Secr3t-pass"}]}, key=None, actor=ADMIN)
+    for odd in ([["anna"]], [{"username": ["anna"]}], [{"username": {"a": 1}}], ["x"]):
+        with pytest.raises(ConfigError):
+            editor.save("employees", {"extension": "101", "name": "Anna", "devices": odd},
+                        key="101", actor=ADMIN)

@@ -115,9 +115,11 @@ def _keep_device_secrets(new: dict[str, Any], old: dict[str, Any] | None) -> dic
     stored = {d.get("username"): d for d in old.get("devices", []) if isinstance(d, dict)}
     devices = []
     for device in new["devices"]:
+        # Anything odd (a list for a user name, say) is left for validation to refuse.
         if (isinstance(device, dict) and not device.get("password")
                 and not any(device.get(k) for k in _DEVICE_DIGESTS)
-                and device.get("username") in stored):
+                and isinstance(device.get("username"), str)
+                and device["username"] in stored):
             was = stored[device["username"]]
             device = {k: v for k, v in device.items() if k != "password"}
             device.update({k: was[k] for k in _DEVICE_DIGESTS if was.get(k) is not None})
