@@ -100,3 +100,17 @@ def test_odd_device_fields_on_update_are_refused_not_crashed(editor: ConfigEdito
         with pytest.raises(ConfigError):
             editor.save("employees", {"extension": "101", "name": "Anna", "devices": odd},
                         key="101", actor=ADMIN)
+
+
+def test_move_reorders_rules_where_the_first_match_wins(editor: ConfigEditor) -> None:
+    for n in ("1", "2", "3"):
+        editor.save("caller_id_rules", {"pattern": f"+7916{n}XXXXXX", "mode": "withheld"},
+                    key=None, actor=ADMIN)
+    assert editor.move("caller_id_rules", "2", -1, actor=ADMIN) == "1"
+    assert [r["pattern"][5] for r in editor.items("caller_id_rules")] == ["1", "3", "2"]
+    assert editor.move("caller_id_rules", "0", -1, actor=ADMIN) == "0"  # already first
+    with pytest.raises(NotFoundError):
+        editor.move("caller_id_rules", "9", 1, actor=ADMIN)
+    last = editor.db.read().conn.execute(
+        "SELECT action, before, after FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    assert last == ("move", '{"position": 2}', '{"position": 1}')

@@ -244,6 +244,35 @@ class ConfigEditor:
         self.db.write(job)
         self._changed()
 
+    def move(self, section: str, key: str, offset: int, *, actor: Actor) -> str:
+        """Move an item `offset` places (-1: up) where order matters (caller-ID rules, routes).
+
+        Returns the item's new key (its new position, for sections named by position).
+        """
+        _check_section(section)
+        if section not in LIST_SECTIONS:
+            raise ValueError(f"{section!r} is not a list section")
+
+        def job(conn: sqlite_utils.Database) -> str:
+            whole = read_config_data(conn.conn)
+            items: list[dict[str, Any]] = list(whole.get(section, []))
+            names = [item_key(section, it, i) for i, it in enumerate(items)]
+            if key not in names:
+                raise NotFoundError(f"{section}: no {key!r}")
+            old = names.index(key)
+            new = max(0, min(len(items) - 1, old + offset))
+            if new == old:
+                return key
+            items.insert(new, items.pop(old))
+            whole[section] = items
+            self._write(conn, whole, "")
+            self._audit(conn, actor, section, "move", key, {"position": old}, {"position": new})
+            return item_key(section, items[new], new)
+
+        moved: str = self.db.write(job)
+        self._changed()
+        return moved
+
     def set_settings(self, section: str, data: dict[str, Any], *, actor: Actor) -> dict[str, Any]:
         """Replace a single section (box, repeat_caller, notifications); returns it as stored."""
         if section not in SINGLE_SECTIONS:

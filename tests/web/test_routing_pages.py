@@ -205,6 +205,13 @@ def test_chain_menu_schedule_holidays_outbound_callerid(demo: Flask,
     assert post_form(admin_client, "/outbound/caller-id/item/0/delete", {},
                      page="/outbound/caller-id/").status_code == 302
     assert [r["mode"] for r in ed.items("caller_id_rules")] == ["line_number", "fixed"]
+    # The first matching rule wins, so the admin orders them with the list's arrows.
+    r = post_form(admin_client, "/outbound/caller-id/item/1/move", {"direction": "up"},
+                  page="/outbound/caller-id/")
+    assert r.status_code == 302
+    assert [r["mode"] for r in ed.items("caller_id_rules")] == ["fixed", "line_number"]
+    assert post_form(admin_client, "/outbound/caller-id/item/0/move", {"direction": "sideways"},
+                     page="/outbound/caller-id/").status_code == 400
 
 
 def test_repeat_caller_settings(demo: Flask, admin_client: FlaskClient) -> None:

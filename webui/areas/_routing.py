@@ -114,6 +114,7 @@ class Section:
     diagram_kind: str | None = None  # draw this kind of root on the edit page
     thumbnails: bool = False  # a small diagram per row of the list
     per_page: int = 50
+    ordered: bool = False  # the order is meaning (first match wins): up/down buttons
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -212,6 +213,21 @@ def list_page(sec: Section, template: str = "routing/list.html") -> Any:
                            headers=[label() for label, _getter in sec.columns])
 
 
+def move_item(sec: Section, key: str) -> Any:
+    """One place up or down (the form's `direction`), then back to the list."""
+    _check_key(key)
+    offset = {"up": -1, "down": 1}.get(request.form.get("direction", ""))
+    if offset is None:
+        abort(400)
+    try:
+        web().editor.move(sec.section, key, offset, actor=actor())
+    except NotFoundError:
+        abort(404)
+    except ConfigError as exc:
+        flash("; ".join(str(p) for p in exc.problems), "error")
+    return redirect(url_for(f".{sec.name}_list"))
+
+
 def register(bp: Blueprint, sec: Section) -> None:
     """Add the list, new, edit and delete pages of `sec` to the blueprint (admins only)."""
 
@@ -227,7 +243,13 @@ def register(bp: Blueprint, sec: Section) -> None:
     def delete_view(key: str) -> Any:
         return delete_item(sec, key)
 
+    def move_view(key: str) -> Any:
+        return move_item(sec, key)
+
     base = sec.url
+    if sec.ordered:
+        bp.add_url_rule(f"{base}/item/<key>/move", f"{sec.name}_move",
+                        admin_required(move_view), methods=["POST"])
     bp.add_url_rule(f"{base}/", f"{sec.name}_list", admin_required(list_view))
     bp.add_url_rule(f"{base}/new", f"{sec.name}_new", admin_required(new_view),
                     methods=["GET", "POST"])

@@ -32,7 +32,7 @@ ROUTES = Section(
              (lambda: _("Class"), lambda it: it.get("route_class", "")),
              (lambda: _("Lines"), lambda it: ", ".join(it.get("lines") or [])),
              (lambda: _("Enabled"), lambda it: _("yes") if it.get("enabled", True) else _("no"))],
-    extra={"route_classes": ROUTE_CLASSES})
+    ordered=True, extra={"route_classes": ROUTE_CLASSES})
 CALLER_ID = Section(
     section="caller_id_rules", name="callerid", url="/caller-id",
     template="routing/callerid.html", title=lambda: _("Caller ID rules"),
@@ -40,7 +40,8 @@ CALLER_ID = Section(
     columns=[(lambda: _("Mode"), lambda it: it.get("mode", "")),
              (lambda: _("Pattern"), lambda it: it.get("pattern", "")),
              (lambda: _("Route"), lambda it: it.get("route", "")),
-             (lambda: _("Number"), lambda it: it.get("number", ""))])
+             (lambda: _("Number"), lambda it: it.get("number", ""))],
+    ordered=True)
 register(bp, ROUTES)
 register(bp, CALLER_ID)
 
