@@ -114,3 +114,10 @@ def test_move_reorders_rules_where_the_first_match_wins(editor: ConfigEditor) ->
     last = editor.db.read().conn.execute(
         "SELECT action, before, after FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     assert last == ("move", '{"position": 2}', '{"position": 1}')
+
+
+def test_line_errors_name_the_field_without_the_kind(editor: ConfigEditor) -> None:
+    with pytest.raises(ConfigError) as bad:
+        editor.save("lines", {"key": "sim1", "kind": "sim", "ussd_balance": "abc"}, key=None,
+                    actor=ADMIN)
+    assert [p.path for p in bad.value.problems] == ["ussd_balance"]

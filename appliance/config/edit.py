@@ -98,6 +98,15 @@ def _relative(problems: list[Problem], prefix: str) -> list[Problem]:
     return out
 
 
+def _untagged(problem: Problem) -> Problem:
+    for tag in ("sim", "sip_trunk", "fxo_gateway"):
+        if problem.path == tag:
+            return Problem("", problem.message)
+        if problem.path.startswith(tag + "."):
+            return Problem(problem.path[len(tag) + 1:], problem.message)
+    return problem
+
+
 def validate_item(section: str, data: Any) -> Any:
     """Validate one item (or settings section) alone; ConfigError paths are relative to it."""
     if not isinstance(data, dict):
@@ -105,7 +114,10 @@ def validate_item(section: str, data: Any) -> Any:
     try:
         return _adapter(section).validate_python(data)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc)) from None
+        problems = problems_from_validation(exc)
+        if section == "lines":  # `sim.imei` -> `imei`: the kind is a field the admin chose
+            problems = [_untagged(p) for p in problems]
+        raise ConfigError(problems) from None
 
 
 def _keep_device_secrets(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
