@@ -65,10 +65,18 @@ def repack(deb: Path, out_dir: Path, version: str, *, failing_migration: bool) -
     (tree / "opt" / "pbx" / "VERSION").write_text(version + "\n")
     if failing_migration:
         mig = next(tree.glob("opt/pbx/venv/lib/python3*/site-packages/appliance/db/migrations.py"))
-        n = len(MIGRATIONS) + 1
-        mig.write_text(mig.read_text() + (
-            "\n\ndef _broken(db):\n    raise RuntimeError('this migration always fails')\n\n\n"
-            f"MIGRATIONS = (*MIGRATIONS, Migration({n}, 'broken', _broken))\n"))
+        # A new last entry of the registry tuple (functions take it as a default argument,
+        # so it must be in the tuple itself, not appended to the module afterwards).
+        text = mig.read_text()
+        head = "MIGRATIONS: tuple[Migration, ...] = ("
+        start = text.index(head)
+        end = text.index("\n)\n", start)
+        mig.write_text(
+            text[:start]
+            + "def _broken(db):\n    raise RuntimeError('this migration always fails')\n\n\n"
+            + text[start:end]
+            + f"\n    Migration({len(MIGRATIONS) + 1}, 'broken', _broken),"
+            + text[end:])
         for pyc in mig.parent.glob("__pycache__/migrations.*.pyc"):
             pyc.unlink()
     out = out_dir / f"office-pbx_{version}_amd64.deb"
