@@ -60,7 +60,10 @@ if [ -z "$pip_platform" ]; then
   "${pipx[@]}" "$work"/wheels/office_pbx-*.whl "$pjwheel" >&2
 else
   # Another architecture: binary wheels only, for Debian 12's CPython 3.11.
-  "${pipx[@]}" --platform "$pip_platform" --only-binary=:all: --python-version 3.11 \
+  # Debian 12 has glibc 2.36: manylinux_2_28 wheels fit (numpy's newest, soundfile's with its
+  # own libsndfile), and pip does not widen an explicit platform by itself.
+  "${pipx[@]}" --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 \
+    --platform "$pip_platform" --only-binary=:all: --python-version 3.11 \
     --implementation cp "$work"/wheels/office_pbx-*.whl "$pjwheel" >&2
 fi
 # pip --target leaves scripts with the build's interpreter: ours is the box's venv python.

@@ -310,6 +310,22 @@ def test_failed_update_leaves_old_version_working(box: tuple[VM, Path], tmp_path
     assert body.get("engine") == "ready", body
 
 
+def test_ssh_file_on_boot_partition_turns_ssh_on(box: tuple[VM, Path], tmp_path: Path) -> None:
+    """A file `ssh` on the boot partition (with a public key) enables SSH; the key is root's."""
+    vm, _ = box
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    pub = (tmp_path / "id.pub").read_text().strip()
+    vm.check(f"echo '{pub}' >/boot/efi/ssh && systemctl start pbx-ssh.service")
+    vm.wait_until("systemctl is-active ssh.service", 120)
+    assert vm.check("systemctl is-enabled ssh.service").strip() == "enabled"
+    assert vm.run("test -e /boot/efi/ssh").code != 0  # used up, as on Raspberry Pi OS
+    assert pub in vm.check("cat /root/.ssh/authorized_keys")
+    with socket.create_connection(("127.0.0.1", vm.ports[22]), timeout=10) as s:
+        s.settimeout(30)
+        assert s.recv(64).startswith(b"SSH-2.0-")  # through the forwarded port: LAN allowed
+
+
 def test_guest_errors_are_reported(box: tuple[VM, Path]) -> None:
     """The harness itself: a failing guest command raises with its output."""
     vm, _ = box
