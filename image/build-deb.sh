@@ -83,7 +83,11 @@ import pathlib, shutil, sys
 src = next(pathlib.Path(sys.argv[1]).glob("lib/python3*/site-packages/pjsua2_build.json"), None)
 if src: shutil.copy(src, pathlib.Path(sys.argv[2]) / "pjsua2_build.json")
 PYEOF
+# Where the build's wheels were (direct_url.json) and the build's paths in the activate
+# scripts differ between builds: out, for the same bytes from the same commit.
 find "$site" -name '*.dist-info' -exec rm -f {}/direct_url.json {}/INSTALLER \;
+find "$site" -path '*.dist-info/RECORD' -exec sed -i -E '/(direct_url\.json|INSTALLER),/d' {} +
+sed -i "s|$root||g" "$root$venv"/bin/activate*
 $PY -m compileall -q -j0 --invalidation-mode unchecked-hash -s "$root" -p / "$site" >/dev/null || true
 echo "$VERSION" >"$root/opt/pbx/VERSION"
 
@@ -106,7 +110,10 @@ libdeps=$(objdump -p "$so" | awk '/NEEDED/ {print $2}' | while read -r lib; do
   p=$(dpkg -S "*/$lib" 2>/dev/null | grep -v -- '-dev' | head -n1 | cut -d: -f1) || true
   [ -n "$p" ] && echo "$p"; done | sort -u | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6)$' | paste -sd, | sed 's/,/, /g')
 mkdir -p "$root/DEBIAN"
-size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+# Installed-Size as dpkg-gencontrol counts it (KiB per file rounded up, 1 per directory or
+# link): du's block counts depend on the build file system's history, not on the package.
+size=$(find "$root" -path "$root/DEBIAN" -prune -o -printf '%y %s\n' \
+  | awk '$1 == "f" {k += int(($2 + 1023) / 1024); next} {k += 1} END {print k}')
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$size/" \
     -e "s/@LIBDEPS@/${libdeps:+, $libdeps}/" "$here/debian/control" >"$root/DEBIAN/control"
 for s in preinst postinst prerm postrm; do install -m0755 "$here/debian/$s" "$root/DEBIAN/$s"; done
