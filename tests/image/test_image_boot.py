@@ -121,8 +121,8 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VM, Path]]:
     cache = cached_image()
     image = cache / "pbx-amd64.img"
     work = tmp_path_factory.mktemp("vm")
-    base = free_port_block(3)
-    vm = VM(image, work, ports={443: base, 22: base + 1, 5060: base + 2})
+    base = free_port_block(4)
+    vm = VM(image, work, ports={443: base, 22: base + 1, 5060: base + 2, 80: base + 3})
     try:
         took = vm.first_boot(BOOT_TIMEOUT)
         print(f"first boot: guest agent after {took:.1f} s (kvm={vm.kvm})")
@@ -164,6 +164,26 @@ def health(port: int) -> tuple[str, dict[str, object]]:
     raise ConnectionError("the web UI does not answer on the forwarded port")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        """Redirects are answers to look at, not to follow."""
+        return None
+
+
+def get_location(url: str) -> str:
+    """The Location of a redirect answer to GET url (the box's certificate not checked)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+    try:
+        with opener.open(url, timeout=10) as resp:
+            raise AssertionError(f"{url}: {resp.status}, not a redirect")
+    except urllib.error.HTTPError as exc:
+        assert exc.code in (301, 302, 303, 307, 308), exc.code
+        return str(exc.headers["Location"])
+
+
 def wait_ready(vm: VM, timeout: float = 120.0) -> None:
     """Engine and web active, and the engine answering its control socket."""
     vm.wait_until("systemctl is-active pbx-engine.service pbx-web.service "
@@ -186,6 +206,10 @@ def test_first_boot_services_and_web(box: tuple[VM, Path]) -> None:
         time.sleep(1)
     print(f"web UI health over {scheme}: {body}")
     assert body["web"] == "ok"
+    assert scheme == "https"
+    # A new box: the first-run wizard, over HTTPS; plain HTTP on 80 redirects there.
+    assert get_location(f"https://127.0.0.1:{vm.ports[443]}/").endswith("/setup")
+    assert get_location(f"http://127.0.0.1:{vm.ports[80]}/").startswith("https://")
     # The firewall is up (our table) and did not remove the engine's ban table.
     tables = vm.check("nft list tables")
     assert "inet pbx_lan" in tables
