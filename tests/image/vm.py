@@ -263,7 +263,8 @@ class VM:
     def reboot(self, timeout: float) -> float:
         """Reboot the guest and wait for its agent; seconds until it answered again."""
         boot_id = self.check("cat /proc/sys/kernel/random/boot_id").strip()
-        self.run("systemctl reboot --no-block")
+        # Started, not waited for: the agent may die before it could report the exit.
+        self.agent.call("guest-exec", path="/bin/sh", arg=["-c", "sleep 1; systemctl reboot"])
         self.agent.close()
         start = time.monotonic()
         deadline = start + timeout
