@@ -15,11 +15,18 @@ APT_BUILD := build-essential pkg-config swig python3-dev python3-venv xz-utils \
 	libspeexdsp-dev libgsm1-dev libsystemd-dev espeak-ng
 APT_TEST := sip-tester baresip sipvicious sox systemd nftables lame openssl chromium
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
+# Building the images and the .deb, and booting the amd64 image in tests (`make image`, and
+# `make test` through the cached test image): mmdebstrap, partitions without loop devices
+# (mkfs.ext4 -d, mkfs.vfat + mtools, sfdisk), arm64 under qemu-user, qemu + OVMF, apt-ftparchive
+# and gpg for the signed repository.
+APT_IMAGE := mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-system-x86 ovmf qemu-utils \
+	qemu-user-static binfmt-support arch-test apt-utils gnupg debian-archive-keyring
 
 # The built-in voice prompts (8 kHz WAV per language and key), spoken by espeak-ng.
 PROMPTS_DIR := share/prompts
 
-.PHONY: all deps venv pjsua2 prompts run test test-fast lint bench clean distclean
+.PHONY: all deps venv pjsua2 prompts run test test-fast lint bench clean distclean \
+	deps-image deb image image-amd64 image-arm64 pjsua2-arm64 image-test-cache
 
 all: test
 
@@ -50,7 +57,7 @@ $(PROMPTS_DIR)/.stamp: $(STAMPS)/venv tools/gen_prompts.py $(wildcard appliance/
 run: pjsua2 prompts
 	$(VENV)/bin/pbx dev
 
-test: pjsua2 prompts
+test: pjsua2 prompts image-test-cache
 	$(PY) -m pytest -q
 
 # Everything but the 100-leg capacity test.
@@ -58,11 +65,47 @@ test-fast: pjsua2 prompts
 	$(PY) -m pytest -q -m 'not slow'
 
 lint: venv
-	$(VENV)/bin/ruff check appliance hw webui tests bench
+	$(VENV)/bin/ruff check appliance hw webui tests bench image
 	$(VENV)/bin/mypy
 
 bench: pjsua2
 	$(PY) bench/engine_capacity.py
+
+# --- the image (README: The image) -------------------------------------------------------
+IMAGE_OUT := build/image
+DEB_OUT := build/deb
+
+deps-image: $(STAMPS)/deps-image
+$(STAMPS)/deps-image: Makefile
+	@bash tools/apt-ensure.sh $(APT_IMAGE)
+	@mkdir -p $(STAMPS) && touch $@
+
+# Our application as office-pbx_<version>_<arch>.deb in build/deb (the path is printed last).
+deb: pjsua2 prompts
+	@bash image/build-deb.sh $(DEB_OUT) amd64 | tail -n1
+
+image: image-amd64 image-arm64
+
+# Each image also refreshes the signed apt repository build/repo that boxes can follow.
+image-amd64: deps-image pjsua2 prompts
+	@deb=$$(bash image/build-deb.sh $(DEB_OUT) amd64 | tail -n1) && bash image/repo.sh key \
+	  && bash image/repo.sh build build/repo $$deb \
+	  && bash image/build-image.sh amd64 $$deb $(IMAGE_OUT)/pbx-amd64.img
+
+# arm64 needs our pjsua2 built for aarch64: inside an arm64 Debian root file system under
+# qemu-user (binfmt), once; the wheel is cached like the host's.
+pjsua2-arm64: deps-image
+	@bash image/pjsua2-arm64.sh
+
+image-arm64: deps-image pjsua2-arm64 prompts venv
+	@deb=$$(bash image/build-deb.sh $(DEB_OUT) arm64 | tail -n1) && bash image/repo.sh key \
+	  && bash image/repo.sh build build/repo $$deb \
+	  && bash image/build-image.sh arm64 $$deb $(IMAGE_OUT)/pbx-arm64.img
+
+# The amd64 image tests/image boots, cached outside the tree by a hash of its inputs (built
+# only when they change); tests/image finds it through the same script.
+image-test-cache: deps-image pjsua2 prompts
+	@bash image/test-image.sh
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info

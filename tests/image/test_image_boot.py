@@ -1,0 +1,357 @@
+"""The amd64 image in qemu: first boot, a reboot, an update, and a failed update.
+
+The image is built once per set of inputs and cached (image/test-image.sh, run by
+`make test` before pytest); the VM boots a copy-on-write overlay of it, 4 GiB large, so the
+first boot grows the data partition. Tests run in file order on one VM: each later one
+builds on the state the earlier ones left (an extension made before the reboot, the update
+after it).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from appliance.db.migrations import MIGRATIONS
+from tests.conftest import free_port_block
+from tests.image.vm import GUEST_MAC, HOST_FROM_GUEST, VM, GuestError
+
+pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[2]
+# Without KVM (nested virtualisation often lacks it) qemu emulates the CPU: a boot takes
+# 1.5-2.5 minutes on two busy cores instead of seconds.
+BOOT_TIMEOUT = 300.0
+PBX = "runuser -u pbx -- /opt/pbx/venv/bin/pbx"
+
+
+def cached_image() -> Path:
+    """The folder with the cached image and its .deb (built here if missing).
+
+    PBX_IMAGE_DIR names another folder with both (a `make image-amd64` output, say).
+    """
+    if os.environ.get("PBX_IMAGE_DIR"):
+        return Path(os.environ["PBX_IMAGE_DIR"])
+    if os.geteuid() != 0:
+        pytest.skip("building and booting the image needs root (mmdebstrap's root mode)")
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 is missing (make deps-image installs it)")
+    out = subprocess.run(["bash", str(REPO / "image" / "test-image.sh")], check=True,
+                         capture_output=True, text=True, timeout=1800).stdout.strip()
+    return Path(out.splitlines()[-1])
+
+
+def repack(deb: Path, out_dir: Path, version: str, *, failing_migration: bool) -> Path:
+    """A copy of deb with another version (and, if asked, a migration that always fails)."""
+    tree = out_dir / f"tree-{version}"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+    control = tree / "DEBIAN" / "control"
+    control.write_text("".join(
+        f"Version: {version}\n" if line.startswith("Version:") else line
+        for line in control.read_text().splitlines(keepends=True)))
+    (tree / "opt" / "pbx" / "VERSION").write_text(version + "\n")
+    if failing_migration:
+        mig = next(tree.glob("opt/pbx/venv/lib/python3*/site-packages/appliance/db/migrations.py"))
+        # A new last entry of the registry tuple (functions take it as a default argument,
+        # so it must be in the tuple itself, not appended to the module afterwards).
+        text = mig.read_text()
+        head = "MIGRATIONS: tuple[Migration, ...] = ("
+        start = text.index(head)
+        end = text.index("\n)\n", start)
+        mig.write_text(
+            text[:start]
+            + "def _broken(db):\n    raise RuntimeError('this migration always fails')\n\n\n"
+            + text[start:end]
+            + f"\n    Migration({len(MIGRATIONS) + 1}, 'broken', _broken),"
+            + text[end:])
+        for pyc in mig.parent.glob("__pycache__/migrations.*.pyc"):
+            pyc.unlink()
+    out = out_dir / f"office-pbx_{version}_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build",
+                    str(tree), str(out)], check=True, capture_output=True)
+    shutil.rmtree(tree)
+    return out
+
+
+class Repo:
+    """A signed apt repository on a loopback HTTP server (the guest reaches it via 10.0.2.2)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        handler = partial(_QuietHandler, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def publish(self, *debs: Path) -> None:
+        """Put the packages in and sign the index (image/repo.sh, the vendor's key)."""
+        subprocess.run(["bash", str(REPO / "image" / "repo.sh"), "build", str(self.root),
+                        *map(str, debs)], check=True, capture_output=True)
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Requests are not logged (apt fetches several files)."""
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VM, Path]]:
+    """The booted VM, and the cache folder of its image."""
+    cache = cached_image()
+    image = cache / "pbx-amd64.img"
+    work = tmp_path_factory.mktemp("vm")
+    base = free_port_block(4)
+    vm = VM(image, work, ports={443: base, 22: base + 1, 5060: base + 2, 80: base + 3})
+    try:
+        took = vm.first_boot(BOOT_TIMEOUT)
+        print(f"first boot: guest agent after {took:.1f} s (kvm={vm.kvm})")
+        yield vm, cache
+    finally:
+        shutil.copy(vm.serial, REPO / "build" / "image-test-serial.log") if (
+            REPO / "build").is_dir() else None
+        vm.stop()
+
+
+def installed_version(vm: VM) -> str:
+    """The office-pbx version whose files are on the box."""
+    return vm.check("cat /opt/pbx/VERSION").strip()
+
+
+def schema_version(vm: VM) -> int:
+    """The newest migration applied to the box's database."""
+    out = vm.check("/opt/pbx/venv/bin/python3 -c \"import sqlite3; print(sqlite3.connect("
+                   "'file:/var/lib/pbx/pbx.sqlite3?mode=ro', uri=True).execute("
+                   "'select max(number) from schema_migrations').fetchone()[0])\"")
+    return int(out.strip())
+
+
+def health(port: int) -> tuple[str, dict[str, object]]:
+    """GET /api/v1/health on the forwarded web port: (scheme, JSON). HTTPS first."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the box's own self-signed certificate
+    for scheme in ("https", "http"):
+        try:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/api/v1/health",
+                                        timeout=5, context=ctx if scheme == "https" else None
+                                        ) as resp:
+                return scheme, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return scheme, json.loads(exc.read() or b"{}")
+        except (urllib.error.URLError, ssl.SSLError, ConnectionError, OSError):
+            continue
+    raise ConnectionError("the web UI does not answer on the forwarded port")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        """Redirects are answers to look at, not to follow."""
+        return None
+
+
+def get_location(url: str) -> str:
+    """The Location of a redirect answer to GET url (the box's certificate not checked)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+    try:
+        with opener.open(url, timeout=10) as resp:
+            raise AssertionError(f"{url}: {resp.status}, not a redirect")
+    except urllib.error.HTTPError as exc:
+        assert exc.code in (301, 302, 303, 307, 308), exc.code
+        return str(exc.headers["Location"])
+
+
+def wait_ready(vm: VM, timeout: float = 120.0) -> None:
+    """Engine and web active, and the engine answering its control socket."""
+    vm.wait_until("systemctl is-active pbx-engine.service pbx-web.service "
+                  "&& test -S /run/pbx/control.sock", timeout)
+
+
+def test_first_boot_services_and_web(box: tuple[VM, Path]) -> None:
+    """Engine and web UI active; /api/v1/health answers through the LAN firewall."""
+    vm, _ = box
+    wait_ready(vm)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            scheme, body = health(vm.ports[443])
+            if body.get("engine") == "ready":
+                break
+        except ConnectionError:
+            body = {}
+        assert time.monotonic() < deadline, f"health never ready: {body}"
+        time.sleep(1)
+    print(f"web UI health over {scheme}: {body}")
+    assert body["web"] == "ok"
+    assert scheme == "https"
+    # A new box: the first-run wizard, over HTTPS; plain HTTP on 80 redirects there.
+    assert get_location(f"https://127.0.0.1:{vm.ports[443]}/").endswith("/setup")
+    assert get_location(f"http://127.0.0.1:{vm.ports[80]}/").startswith("https://")
+    # The firewall is up (our table) and did not remove the engine's ban table.
+    tables = vm.check("nft list tables")
+    assert "inet pbx_lan" in tables
+    assert "inet pbx" in tables.split("inet pbx_lan")[0] + tables.split("inet pbx_lan")[1]
+
+
+def test_first_boot_identity_and_data_partition(box: tuple[VM, Path]) -> None:
+    """Hostname from the MAC, own host keys, the data partition grown, the DB migrated."""
+    vm, _ = box
+    vm.wait_until("test -f /etc/pbx/firstboot.done", 60)
+    assert vm.check("hostname").strip() == "pbx-" + GUEST_MAC.replace(":", "")[-4:].upper()
+    assert vm.check("ls /etc/ssh/ssh_host_ed25519_key.pub").strip()
+    source, size = vm.check("findmnt -n -b -o SOURCE,SIZE /var/lib/pbx").split()
+    assert source == "/dev/vda3"
+    # 128 MiB in the image; the disk is 4 GiB, so the partition must have grown past 2 GiB.
+    assert int(size) > 2 * 1024**3, size
+    wait_ready(vm)
+    assert schema_version(vm) == len(MIGRATIONS)
+    assert vm.check("stat -c %U /var/lib/pbx/pbx.sqlite3").strip() == "pbx"
+
+
+def test_ssh_closed_and_no_passwords(box: tuple[VM, Path]) -> None:
+    """SSH is off (nothing answers on 22) and no account has a password hash."""
+    vm, _ = box
+    assert vm.run("systemctl is-active ssh.service").out.strip() != "active"
+    assert ":22 " not in vm.check("ss -Hltn")
+    # Through the forwarded port: qemu accepts, but no SSH banner ever comes.
+    with socket.create_connection(("127.0.0.1", vm.ports[22]), timeout=5) as s:
+        s.settimeout(3)
+        try:
+            banner = s.recv(64)
+        except (TimeoutError, ConnectionResetError):
+            banner = b""
+    assert not banner.startswith(b"SSH-"), banner
+    shadow = vm.check("cat /etc/shadow")
+    for line in shadow.splitlines():
+        user, pw = line.split(":")[:2]
+        assert pw and pw[0] in "*!", f"{user} has a password or an empty one: {pw[:3]}..."
+
+
+def test_reboot_keeps_configuration(box: tuple[VM, Path]) -> None:
+    """An extension made before a reboot is there after it; the first boot does not rerun."""
+    vm, _ = box
+    wait_ready(vm)
+    vm.check(f"echo Tangerine-Lamp-47 | {PBX} ext add 201 Alice --password-stdin")
+    keys = vm.check("cat /etc/ssh/ssh_host_ed25519_key.pub")
+    took = vm.reboot(BOOT_TIMEOUT)
+    print(f"reboot: guest agent after {took:.1f} s")
+    wait_ready(vm)
+    assert "201" in vm.check(f"{PBX} ext list --json")
+    assert vm.check("cat /etc/ssh/ssh_host_ed25519_key.pub") == keys
+
+
+def apt_from(vm: VM, repo: Repo) -> None:
+    """Point the box's office-pbx source at the test repository and read its index."""
+    vm.check(
+        "cat >/etc/apt/sources.list.d/office-pbx.sources <<EOF\n"
+        f"Types: deb\nURIs: http://{HOST_FROM_GUEST}:{repo.port}/\nSuites: ./\n"
+        "Signed-By: /usr/share/keyrings/office-pbx.gpg\nEOF")
+    # Only our repository: the test must not depend on the Debian mirror.
+    vm.check("apt-get update -q -o Dir::Etc::SourceList=/dev/null "
+             "-o Dir::Etc::SourceParts=/etc/apt/sources.list.d", timeout=120)
+
+
+def apt_install(vm: VM) -> tuple[int, str]:
+    """apt-get install the newest office-pbx; (exit code, output)."""
+    # unsafe-io: dpkg skips its fsync per file. Emulated (no KVM), the fsyncs of the venv's
+    # ten thousand files take minutes; what is tested here is the maintainer scripts.
+    r = vm.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+               "-o Dpkg::Options::=--force-unsafe-io "
+               "-o Dir::Etc::SourceList=/dev/null office-pbx 2>&1", timeout=480)
+    return r.code, r.out + r.err
+
+
+def test_update_keeps_configuration(box: tuple[VM, Path], tmp_path: Path) -> None:
+    """A newer .deb from the signed repository: the DB stays, is migrated, services restart."""
+    vm, cache = box
+    deb = next(cache.glob("office-pbx_*_amd64.deb"))
+    old = installed_version(vm)
+    new = old + ".1"
+    repo = Repo(tmp_path / "repo")
+    try:
+        repo.publish(repack(deb, tmp_path, new, failing_migration=False))
+        apt_from(vm, repo)
+        code, out = apt_install(vm)
+        assert code == 0, out
+    finally:
+        repo.close()
+    assert "schema" in out  # the postinst ran `pbx db migrate`
+    assert installed_version(vm) == new
+    assert vm.check("dpkg-query -W -f='${Version} ${Status}' office-pbx") == \
+        f"{new} install ok installed"
+    wait_ready(vm)
+    assert "201" in vm.check(f"{PBX} ext list --json")
+    assert schema_version(vm) == len(MIGRATIONS)
+    scheme, body = health(vm.ports[443])
+    assert body.get("web") == "ok", (scheme, body)
+
+
+def test_failed_update_leaves_old_version_working(box: tuple[VM, Path], tmp_path: Path) -> None:
+    """A .deb whose migration fails: apt fails, the old files, DB and services stay."""
+    vm, cache = box
+    deb = next(cache.glob("office-pbx_*_amd64.deb"))
+    old = installed_version(vm)
+    repo = Repo(tmp_path / "repo")
+    try:
+        repo.publish(repack(deb, tmp_path, old + ".9", failing_migration=True))
+        apt_from(vm, repo)
+        code, out = apt_install(vm)
+    finally:
+        repo.close()
+    assert code != 0, out
+    assert "putting the previous version back" in out
+    assert installed_version(vm) == old
+    wait_ready(vm, timeout=60)
+    assert schema_version(vm) == len(MIGRATIONS)
+    assert "201" in vm.check(f"{PBX} ext list --json")
+    assert "broken" not in vm.check(
+        "grep -c broken /opt/pbx/venv/lib/python3.11/site-packages/appliance/db/migrations.py"
+        " || true").replace("0", "")
+    _, body = health(vm.ports[443])
+    assert body.get("engine") == "ready", body
+
+
+def test_ssh_file_on_boot_partition_turns_ssh_on(box: tuple[VM, Path], tmp_path: Path) -> None:
+    """A file `ssh` on the boot partition (with a public key) enables SSH; the key is root's."""
+    vm, _ = box
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    pub = (tmp_path / "id.pub").read_text().strip()
+    vm.check(f"echo '{pub}' >/boot/efi/ssh && systemctl start pbx-ssh.service")
+    vm.wait_until("systemctl is-active ssh.service", 120)
+    assert vm.check("systemctl is-enabled ssh.service").strip() == "enabled"
+    assert vm.run("test -e /boot/efi/ssh").code != 0  # used up, as on Raspberry Pi OS
+    assert pub in vm.check("cat /root/.ssh/authorized_keys")
+    with socket.create_connection(("127.0.0.1", vm.ports[22]), timeout=10) as s:
+        s.settimeout(30)
+        assert s.recv(64).startswith(b"SSH-2.0-")  # through the forwarded port: LAN allowed
+
+
+def test_guest_errors_are_reported(box: tuple[VM, Path]) -> None:
+    """The harness itself: a failing guest command raises with its output."""
+    vm, _ = box
+    with pytest.raises(GuestError, match="no-such-file"):
+        vm.check("cat /no-such-file")
