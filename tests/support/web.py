@@ -125,3 +125,13 @@ class FakeEngine:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+
+def browser_log_in(page: Any, base_url: str, username: str = ADMIN[0],
+                   password: str = ADMIN[1], *, lang: str | None = None) -> None:
+    """Log in through the login page in a Playwright tab; waits until the start page shows."""
+    page.goto(f"{base_url}/login" + (f"?lang={lang}" if lang else ""))
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.accounts import list_api_tokens
-from tests.support.web import ADMIN, make_admin, post_form
+from tests.support.web import ADMIN, browser_log_in, make_admin, post_form
 from tests.web.conftest import shot
 
 _SECRET = re.compile(r'id="token-value">(pbx_[A-Za-z0-9_-]+)<')
@@ -89,10 +89,7 @@ def test_hostile_input(admin_client: FlaskClient) -> None:
 
 def test_tokens_page_in_chromium(app: Flask, live_url: str, page: Any) -> None:
     make_admin(app)
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=username]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("button[type=submit]")
+    browser_log_in(page, live_url)
     page.goto(f"{live_url}/tokens/")
     page.fill("#f-name", "Bitrix24")
     page.check("input[name='scopes[]'][value=write]")

@@ -11,7 +11,7 @@ from flask import Flask
 from appliance.config.edit import Actor
 from appliance.settings import Settings
 from tests.support.callgen import add_call, fill_calls, write_wav
-from tests.support.web import ADMIN, FakeEngine, make_admin
+from tests.support.web import FakeEngine, browser_log_in, make_admin
 from tests.web.conftest import shot
 
 
@@ -32,11 +32,7 @@ def _office(app: Flask, settings: Settings) -> None:
 
 
 def _log_in(page: Any, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", ADMIN[0])
-    page.fill("#password", ADMIN[1])
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    browser_log_in(page, base)
 
 
 def test_history_filter_detail_and_recording_in_chromium(

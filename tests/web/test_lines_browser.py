@@ -10,7 +10,7 @@ from flask import Flask
 from appliance.config.edit import Actor
 from appliance.lines import store
 from appliance.lines.api import sms_body
-from tests.support.web import ADMIN, FakeEngine, make_admin
+from tests.support.web import FakeEngine, browser_log_in, make_admin
 from tests.web.conftest import shot
 from tests.web.test_lines_pages import SIM_LIVE, TRUNK_LIVE
 
@@ -41,10 +41,7 @@ def test_lines_page_and_sms_in_chromium(app: Flask, live_url: str, page: Any,
 
     fake_engine.route("POST", "/sms", send)
 
-    page.goto(f"{live_url}/login?lang=en")
-    page.fill("input[name=username]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("button[type=submit]")
+    browser_log_in(page, live_url, lang="en")
     page.goto(f"{live_url}/lines/")
     card = page.locator('[data-line="sim1"]')
     card.locator(".bars-4").wait_for()

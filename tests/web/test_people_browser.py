@@ -9,17 +9,13 @@ from typing import Any
 from flask import Flask
 
 from appliance.config.model import sip_ha1
-from tests.support.web import ADMIN, make_admin
+from tests.support.web import browser_log_in, make_admin
 from tests.web.conftest import shot
 
 
 def test_create_an_employee_with_a_desk_phone(app: Flask, live_url: str, page: Any) -> None:
     make_admin(app)
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=username]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/dashboard/$"))
+    browser_log_in(page, live_url)
     page.goto(f"{live_url}/employees/new")
     page.fill("input[name=extension]", "205")
     page.fill("input[name=name]", "Мария Иванова")
@@ -69,11 +65,7 @@ def test_department_members_order_and_overflow_picker(app: Flask, live_url: str,
     editor = app.extensions["pbx"].editor
     for ext, name in (("201", "Ivan"), ("202", "Olga")):
         editor.save("employees", {"extension": ext, "name": name}, key=None, actor=Actor("t"))
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=username]", ADMIN[0])
-    page.fill("input[name=password]", ADMIN[1])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/dashboard/$"))
+    browser_log_in(page, live_url)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_url}/departments/new")
     page.fill("input[name=key]", "sales")

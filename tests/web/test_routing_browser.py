@@ -3,23 +3,18 @@ while a branch is edited (before saving) and after saving."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Flask
 
-from tests.support.web import ADMIN, make_admin
+from tests.support.web import browser_log_in, make_admin
 from tests.web.conftest import shot
 from tests.web.test_routing_pages import demo  # noqa: F401 - the fixture
 
 
 def test_flow_for_a_number_and_its_diagram(demo: Flask, live_url: str, page: Any) -> None:  # noqa: F811
     make_admin(demo)
-    page.goto(f"{live_url}/login")
-    page.fill("#username", ADMIN[0])
-    page.fill("#password", ADMIN[1])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/dashboard/$"))
+    browser_log_in(page, live_url)
 
     page.goto(f"{live_url}/flows/new?lang=en")
     page.fill("[name=key]", "evening")
