@@ -268,8 +268,22 @@ class VM:
         self.agent.close()
         start = time.monotonic()
         deadline = start + timeout
+        power_cycled = False
         while True:
-            self.wait_agent(timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                # Half the time first: an emulated (TCG) guest sometimes stops for good after
+                # its firmware on the way back up, as a first boot sometimes does.
+                wait = (deadline - time.monotonic()) / (1 if power_cycled else 2)
+                self.wait_agent(timeout=max(1.0, wait))
+            except TimeoutError:
+                if power_cycled:
+                    raise
+                print(f"reboot hung; console:\n{self.console_tail(5)}\npower-cycling")
+                self.stop()
+                self.qga_path.unlink(missing_ok=True)
+                self.start()  # the same disk: what the reboot is about is still there
+                power_cycled = True
+                continue
             try:
                 now = self.check("cat /proc/sys/kernel/random/boot_id", timeout=5).strip()
             except (GuestError, TimeoutError, OSError):
