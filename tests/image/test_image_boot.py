@@ -164,6 +164,18 @@ def health(port: int) -> tuple[str, dict[str, object]]:
     raise ConnectionError("the web UI does not answer on the forwarded port")
 
 
+def wait_health(port: int, timeout: float = 120.0) -> tuple[str, dict[str, object]]:
+    """Health once the web UI answers (after an update it restarts; emulated, that is slow)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return health(port)
+        except ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         """Redirects are answers to look at, not to follow."""
@@ -305,7 +317,7 @@ def test_update_keeps_configuration(box: tuple[VM, Path], tmp_path: Path) -> Non
     wait_ready(vm)
     assert "201" in vm.check(f"{PBX} ext list --json")
     assert schema_version(vm) == len(MIGRATIONS)
-    scheme, body = health(vm.ports[443])
+    scheme, body = wait_health(vm.ports[443])
     assert body.get("web") == "ok", (scheme, body)
 
 
@@ -330,7 +342,7 @@ def test_failed_update_leaves_old_version_working(box: tuple[VM, Path], tmp_path
     assert "broken" not in vm.check(
         "grep -c broken /opt/pbx/venv/lib/python3.11/site-packages/appliance/db/migrations.py"
         " || true").replace("0", "")
-    _, body = health(vm.ports[443])
+    _, body = wait_health(vm.ports[443])
     assert body.get("engine") == "ready", body
 
 
