@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from flask import Flask
 
 from appliance.config.edit import Actor
-from appliance.lines import store
-from appliance.lines.api import sms_body
 from tests.support.web import FakeEngine, browser_log_in, make_admin
 from tests.web.conftest import shot
 from tests.web.test_lines_pages import SIM_LIVE, TRUNK_LIVE
+from tests.web.test_lines_sms import _engine_stores
 
 
 def test_lines_page_and_sms_in_chromium(app: Flask, live_url: str, page: Any,
@@ -26,20 +24,7 @@ def test_lines_page_and_sms_in_chromium(app: Flask, live_url: str, page: Any,
                 actor=Actor("test"))
     fake_engine.route("GET", "/lines", [SIM_LIVE])
     fake_engine.route("GET", "/trunks", [TRUNK_LIVE])
-    db_path = app.extensions["pbx"].settings.db_path
-
-    def send(req: Any) -> dict[str, Any]:
-        line, to, text = sms_body(req.body)
-        conn = sqlite3.connect(db_path)
-        try:
-            with conn:
-                sms_id = store.add_outgoing(conn, line, to, text)  # type: ignore[arg-type]
-                conn.execute("UPDATE sms SET status = 'sent' WHERE id = ?", (sms_id,))
-        finally:
-            conn.close()
-        return {"id": sms_id, "status": "sent"}
-
-    fake_engine.route("POST", "/sms", send)
+    _engine_stores(app, fake_engine)  # POST /sms stored and sent, as the engine does
 
     browser_log_in(page, live_url, lang="en")
     page.goto(f"{live_url}/lines/")
