@@ -56,8 +56,9 @@ def test_click_to_call_rings_the_employee_then_dials_out_on_the_sim(
         assert r.status_code == 201, r.json
         call_id = r.json["call_id"]
         ring = phone.wait(lambda e: e.get("event") == "incoming")
-        # The phone shows whom it is about to call: "Call to +7916..." <sip:+7916...@...>
-        assert CUSTOMER in ring["remote"] and f"Call to {CUSTOMER}" in ring["remote"], ring
+        # The phone shows whom it is about to call, in the box's language (Russian unless
+        # set): "Звонок на +7916..." <sip:+7916...@...>
+        assert CUSTOMER in ring["remote"] and f"Звонок на {CUSTOMER}" in ring["remote"], ring
         assert modem.calls() == []  # nothing goes out before the employee answers
         phone.send(cmd="answer", id=ring["id"])
         phone.wait(lambda e: e.get("id") == ring["id"] and e.get("state") == "CONFIRMED")

@@ -11,7 +11,7 @@ import pytest
 from appliance.directory import DirectorySnapshot, Extension
 from appliance.engine import LegState
 from appliance.switchboard import Disposition, Switchboard
-from appliance.switchboard.originate import OriginateError, hang_up_call
+from appliance.switchboard.originate import OriginateError, hang_up_call, ringing_name
 from tests.test_switchboard import FakeEngine, Log, settle
 
 
@@ -152,3 +152,10 @@ async def test_a_phone_answering_while_the_next_is_dialled_stops_the_dialling() 
     assert [c[1] for c in eng.commands if c[0] == "dial"] == ["sip:101@desk", "sip:102@desk"]
     [call] = sb.active_calls()
     assert call.call_id == call_id and call.caller_device == "101"
+
+
+def test_the_ringing_name_is_in_the_box_language() -> None:
+    assert ringing_name("+79161234567", "ru") == "Звонок на +79161234567"
+    assert ringing_name("102", "en") == "Call to 102"
+    assert ringing_name("102", None) == "Call to 102"  # a box without prompts
+    assert ringing_name("102", "de") == "Call to 102"

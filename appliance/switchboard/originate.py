@@ -33,6 +33,14 @@ EMPLOYEE_RING_S = 45.0  # how long the employee's phones ring before the attempt
 _EXTENSION = re.compile(r"[0-9]{2,6}", re.ASCII)
 _NUMBER = re.compile(r"\+?[0-9*#]{1,32}", re.ASCII)
 _CALL_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
+# What the employee's phone shows as the caller's name while it rings for a click-to-call,
+# in the box's language (the prompts' language; English when the box has no prompts).
+_RINGING_NAME = {"ru": "Звонок на {number}", "en": "Call to {number}"}
+
+
+def ringing_name(number: str, language: str | None) -> str:
+    """The caller name the employee's phone shows for a click-to-call to number."""
+    return _RINGING_NAME.get(language or "en", _RINGING_NAME["en"]).format(number=number)
 
 
 class OriginateError(Exception):
@@ -103,7 +111,9 @@ class Originations:
         attempt = Attempt(str(uuid.uuid4()), extension, number, board.now())
         self._attempts[attempt.call_id] = attempt
         # The desk phone shows the number it is about to call (the edge puts these in From).
-        headers = {"X-PBX-Caller": number, "X-PBX-Caller-Name": f"Call to {number}"}
+        language = getattr(board.voice.prompts, "language", None)
+        headers = {"X-PBX-Caller": number,
+                   "X-PBX-Caller-Name": ringing_name(number, language)}
         for n, (contact, device) in enumerate(targets, 1):
             if attempt.answered:
                 break  # a phone answered while the next was being dialled

@@ -73,6 +73,23 @@ def test_live_state_of_sim_and_trunk(app: Flask, admin_client: FlaskClient,
     assert 'hx-trigger="every 4s"' in fragment.text and "<html" not in fragment.text
 
 
+def test_states_read_in_the_admins_language(app: Flask, admin_client: FlaskClient,
+                                           fake_engine: FakeEngine) -> None:
+    _add_lines(app)
+    on_call = {**SIM_LIVE, "state": "in_call", "call": {"remote": "+79035550101",
+                                                       "state": "active"}}
+    fake_engine.route("GET", "/lines", [on_call])
+    fake_engine.route("GET", "/trunks", [{**TRUNK_LIVE, "state": "registering"}])
+    ru = admin_client.get("/lines/?lang=ru").text
+    assert ">идёт разговор</span>" in ru and ">регистрируется</span>" in ru
+    assert "+79035550101 разговор" in ru
+    en = admin_client.get("/lines/?lang=en").text
+    assert ">in a call</span>" in en and "+79035550101 talking" in en
+    # A state word this version does not know is shown as the engine sent it.
+    fake_engine.route("GET", "/trunks", [{**TRUNK_LIVE, "state": "rebooting"}])
+    assert ">rebooting</span>" in admin_client.get("/lines/?lang=ru").text
+
+
 def _sim_pin(app: Flask, key: str) -> Any:
     with _db(app) as conn:
         return conn.execute("SELECT sim_pin FROM lines WHERE key = ?", (key,)).fetchone()[0]
