@@ -319,6 +319,11 @@ def test_update_keeps_configuration(box: tuple[VM, Path], tmp_path: Path) -> Non
     assert schema_version(vm) == len(MIGRATIONS)
     scheme, body = wait_health(vm.ports[443])
     assert body.get("web") == "ok", (scheme, body)
+    # postinst stopped the old engine: it ended on its own (SIGTERM), not by abort or kill.
+    journal = vm.check("journalctl -b -u pbx-engine.service --no-pager -o cat")
+    for unclean in ("terminate called", "code=dumped", "status=6/ABRT", "SIGKILL",
+                    "timed out"):
+        assert unclean not in journal, journal[-3000:]
 
 
 def test_failed_update_leaves_old_version_working(box: tuple[VM, Path], tmp_path: Path) -> None:
