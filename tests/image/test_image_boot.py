@@ -226,6 +226,11 @@ def test_first_boot_services_and_web(box: tuple[VM, Path]) -> None:
     tables = vm.check("nft list tables")
     assert "inet pbx_lan" in tables
     assert "inet pbx" in tables.split("inet pbx_lan")[0] + tables.split("inet pbx_lan")[1]
+    # Uploads spill to the data partition, not to the small root file system's /tmp.
+    environ = vm.check("tr '\\0' '\\n' </proc/$(systemctl show -p MainPID --value "
+                       "pbx-web.service)/environ")
+    assert "TMPDIR=/var/lib/pbx/tmp" in environ.splitlines()
+    assert vm.check("stat -c '%U %a' /var/lib/pbx/tmp").split() == ["pbx", "750"]
 
 
 def test_first_boot_identity_and_data_partition(box: tuple[VM, Path]) -> None:
