@@ -646,6 +646,15 @@ def cmd_factory_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remote_access_apply(args: argparse.Namespace) -> int:
+    """As root (pbx-remote-access.service): carry out the web UI's SSH request, report."""
+    from .remote_access import System, apply
+
+    status = apply(_settings(args).data_dir, System())
+    print(json.dumps(status))
+    return 1 if status.get("error") else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `pbx`."""
     p = argparse.ArgumentParser(prog="pbx", description="Office PBX appliance")
@@ -790,6 +799,10 @@ def build_parser() -> argparse.ArgumentParser:
     keep.add_argument("--keep-recordings", dest="recordings", action="store_true",
                       help="keep them (default: the factory_reset_keep_recordings setting)")
     fr.set_defaults(func=cmd_factory_reset)
+    ra = sub.add_parser("remote-access", help="SSH as the web UI asked (root, on the image)")
+    ra.add_subparsers(dest="ra_command", required=True).add_parser(
+        "apply", help="turn SSH on or off as requested; write the status").set_defaults(
+        func=cmd_remote_access_apply)
     return p
 
 

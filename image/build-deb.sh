@@ -94,6 +94,9 @@ echo "$VERSION" >"$root/opt/pbx/VERSION"
 install -D -m0644 "$repo"/image/systemd/pbx-engine.service "$root/lib/systemd/system/pbx-engine.service"
 install -D -m0644 "$repo"/image/systemd/pbx-web.service "$root/lib/systemd/system/pbx-web.service"
 install -D -m0644 "$repo"/image/systemd/pbx-firewall.service "$root/lib/systemd/system/pbx-firewall.service"
+for unit in pbx-remote-access.path pbx-remote-access.service; do
+  install -D -m0644 "$repo/image/systemd/$unit" "$root/lib/systemd/system/$unit"
+done
 install -D -m0755 "$repo"/image/pbxfirewall.py "$root/usr/lib/pbx/pbxfirewall.py"
 for rules in "$repo"/deploy/udev/*.rules; do
   install -D -m0644 "$rules" "$root/lib/udev/rules.d/$(basename "$rules")"

@@ -265,6 +265,10 @@ def test_ssh_closed_and_no_passwords(box: tuple[VM, Path]) -> None:
     for line in shadow.splitlines():
         user, pw = line.split(":")[:2]
         assert pw and pw[0] in "*!", f"{user} has a password or an empty one: {pw[:3]}..."
+    # The root side of remote access reported at boot, for the web UI's security page.
+    vm.wait_until("test -s /var/lib/pbx/system/ssh-status.json", 60)
+    status = json.loads(vm.check("cat /var/lib/pbx/system/ssh-status.json"))
+    assert status["active"] is False and status["keys"] == 0, status
 
 
 def test_reboot_keeps_configuration(box: tuple[VM, Path]) -> None:
@@ -370,6 +374,50 @@ def test_ssh_file_on_boot_partition_turns_ssh_on(box: tuple[VM, Path], tmp_path:
     with socket.create_connection(("127.0.0.1", vm.ports[22]), timeout=10) as s:
         s.settimeout(30)
         assert s.recv(64).startswith(b"SSH-2.0-")  # through the forwarded port: LAN allowed
+
+
+def ssh_banner(port: int) -> bytes:
+    """The first bytes an SSH server sends through the forwarded port (b"" if none)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.settimeout(5)
+        try:
+            return s.recv(64)
+        except (TimeoutError, ConnectionResetError):
+            return b""
+
+
+def request_ssh(vm: VM, enabled: bool, keys: list[str]) -> None:
+    """What the web UI's security page does: write the request as the web UI's user."""
+    code = ("import sys; from pathlib import Path; from appliance import remote_access as ra; "
+            "ra.submit(Path('/var/lib/pbx'), ra.Request(sys.argv[1] == 'on', "
+            "ra.parse_keys(sys.argv[2]), by='admin'))")
+    vm.check(f"runuser -u pbx -- /opt/pbx/venv/bin/python -c \"{code}\" "
+             f"{'on' if enabled else 'off'} '{chr(10).join(keys)}'")
+
+
+def test_ssh_switched_from_the_web_ui(box: tuple[VM, Path], tmp_path: Path) -> None:
+    """The web UI's request turns SSH off (keys gone) and on again with a new key, as root."""
+    vm, _ = box
+    request_ssh(vm, False, [])
+    vm.wait_until("! systemctl is-active ssh.service && ! test -e "
+                  "/var/lib/pbx/system/ssh-request.json", 60)
+    assert vm.run("test -e /root/.ssh/authorized_keys").code != 0
+    assert vm.check("systemctl is-enabled ssh.service || true").strip() == "disabled"
+    assert not ssh_banner(vm.ports[22]).startswith(b"SSH-")
+    status = json.loads(vm.check("cat /var/lib/pbx/system/ssh-status.json"))
+    assert (status["active"], status["keys"], status["requested_by"]) == (False, 0, "admin")
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "office-admin",
+                    "-f", str(key)], check=True)
+    pub = (tmp_path / "id.pub").read_text().strip()
+    request_ssh(vm, True, [pub])
+    vm.wait_until("systemctl is-active ssh.service && ! test -e "
+                  "/var/lib/pbx/system/ssh-request.json", 60)
+    assert vm.check("cat /root/.ssh/authorized_keys").strip() == pub
+    assert vm.check("stat -c %a /root/.ssh/authorized_keys").strip() == "600"
+    assert ssh_banner(vm.ports[22]).startswith(b"SSH-2.0-")
+    status = json.loads(vm.check("cat /var/lib/pbx/system/ssh-status.json"))
+    assert (status["active"], status["authorized"]) == (True, [pub])
 
 
 def test_guest_errors_are_reported(box: tuple[VM, Path]) -> None:

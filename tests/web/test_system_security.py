@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
+
+from appliance import remote_access
 
 from tests.support.web import FakeEngine, post_form
 from webui.areas.security import ban_rows
@@ -48,3 +53,56 @@ def test_ban_rows_skip_garbage() -> None:
     assert ban_rows([{"host": "a", "until": 110.5}, {"host": 3}, "x", {"host": "b"}], 100) == [
         {"host": "a", "left": 10, "reason": ""}, {"host": "b", "left": None, "reason": ""}]
     assert ban_rows({"not": "a list"}, 0) == []
+
+
+ED25519 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOyN3bmYw6ByIqaJ2bHjyl6DIhcSJ5UEFrkJ0Hu8ZyRS"
+           " admin@laptop")
+
+
+def test_remote_access_request(app: Flask, admin_client: FlaskClient,
+                               user_client: FlaskClient) -> None:
+    data_dir = app.extensions["pbx"].settings.data_dir
+    request_file = data_dir / "system" / remote_access.REQUEST_NAME
+    # Not on the image (no root side has ever reported): explained, nothing written.
+    page = admin_client.get("/security/?lang=en").text
+    assert "which this installation does not have" in page
+    post_form(admin_client, "/security/ssh", {"enabled": "on", "keys": ED25519},
+              page="/security/")
+    assert not request_file.exists()
+    # The root side reported once (at boot): SSH off.
+    remote_access.write_atomic(data_dir / "system", remote_access.STATUS_NAME, json.dumps(
+        {"at": "2026-11-23T10:00:00+00:00", "enabled": False, "active": False, "keys": 0,
+         "authorized": []}))
+    assert "SSH is off" in admin_client.get("/security/?lang=en").text
+    # A damaged key: its line and what is wrong, next to the field; nothing requested.
+    reply = post_form(admin_client, "/security/ssh?lang=en",
+                      {"enabled": "on", "keys": "# mine\n" + ED25519[:60]}, page="/security/")
+    assert reply.status_code == 400 and "Line 2: the key is cut short" in reply.text
+    assert not request_file.exists()
+    reply = post_form(admin_client, "/security/ssh?lang=ru", {"enabled": "on", "keys": ""},
+                      page="/security/")
+    assert reply.status_code == 400 and "войти можно только по ключу" in reply.text
+    # A good one: the request is written for the root side, and audited.
+    reply = post_form(admin_client, "/security/ssh", {"enabled": "on", "keys": ED25519},
+                      page="/security/")
+    assert reply.status_code == 302
+    assert json.loads(request_file.read_text()) == {"enabled": True, "keys": [ED25519],
+                                                    "by": "admin"}
+    assert "a change is being applied" in admin_client.get("/security/?lang=en").text
+    with sqlite3.connect(app.extensions["pbx"].settings.db_path) as db:
+        assert db.execute("SELECT action, after FROM audit_log WHERE area = 'security'"
+                          ).fetchall() == [("ssh", '{"enabled": true, "keys": 1}')]
+    # What the root side reports shows, the keys ready to edit.
+    request_file.unlink()
+    remote_access.write_atomic(data_dir / "system", remote_access.STATUS_NAME, json.dumps(
+        {"at": "2026-11-23T10:01:00+00:00", "enabled": True, "active": True, "keys": 1,
+         "authorized": [ED25519]}))
+    page = admin_client.get("/security/?lang=en").text
+    assert "SSH is on" in page and "1 keys may log in as root" in page
+    assert "admin@laptop</textarea>" in page
+    # Off needs no key.
+    post_form(admin_client, "/security/ssh", {"keys": ""}, page="/security/")
+    assert json.loads(request_file.read_text())["enabled"] is False
+    # Users never reach it.
+    assert post_form(user_client, "/security/ssh", {"keys": ""},
+                     page="/sms/mine/").status_code == 403
