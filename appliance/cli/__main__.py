@@ -1,0 +1,5 @@
+"""`python -m appliance.cli`: the `pbx` command."""
+
+from . import main
+
+raise SystemExit(main())
