@@ -32,6 +32,7 @@ from appliance.bundle import (
     BundleError,
     BundleInfo,
     check_bundle,
+    file_sha256,
     installed_version,
     machine_arch,
 )
@@ -265,9 +266,10 @@ def run(paths: Paths, *, arch: str | None = None, install: bool = True) -> dict[
     copy = paths.state / "bundle.pbxupdate"
     try:
         copy_bundle(paths.requests, copy)
-        info = unpack_to_repo(copy, paths, before, arch or dpkg_arch())
-        if info.sha256 != request["sha256"] or info.version != request["version"]:
+        # The very file the admin was shown (so also its version), before anything changes.
+        if file_sha256(copy) != request["sha256"]:
             raise BundleError("changed", "the bundle changed after it was checked")
+        info = unpack_to_repo(copy, paths, before, arch or dpkg_arch())
     except BundleError as exc:
         status = {**base, "state": "refused", "code": exc.code, "message": str(exc)}
         write_status(paths.state, status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,19 @@ def test_user_gets_403(user_client: FlaskClient, box: dict[str, Path],
         assert user_client.post(url, data={"csrf_token": token}).status_code == 403
     assert _upload(user_client, bundles["good"], token=token).status_code == 403
     assert not (box["updates"] / BUNDLE).exists()
+
+
+def test_leftovers_of_interrupted_uploads_are_swept(admin: FlaskClient, box: dict[str, Path],
+                                                    bundles: dict[str, Path]) -> None:
+    box["updates"].mkdir(parents=True, exist_ok=True)
+    old_part = box["updates"] / ".upload-abc.part"
+    old_check = box["updates"] / ".check-xyz"
+    fresh = box["updates"] / ".upload-new.part"
+    for p in (old_part, fresh):
+        p.write_bytes(b"x")
+    old_check.mkdir()
+    for p in (old_part, old_check):
+        os.utime(p, (1_000_000, 1_000_000))
+    assert _upload(admin, bundles["good"]).status_code == 302
+    assert not old_part.exists() and not old_check.exists()
+    assert fresh.exists()  # perhaps another upload in progress

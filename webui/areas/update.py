@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -193,6 +194,19 @@ def refusal_text(exc: BundleError) -> str:
     return str(MESSAGES.get(exc.code, _l("The bundle was refused.")))
 
 
+def _sweep(folder: Path, now: float, age: float = 3600.0) -> None:
+    """Remove what interrupted uploads and checks left (older than an hour)."""
+    for entry in folder.glob(".*"):
+        if not entry.name.startswith((".upload-", ".check-", f".{BUNDLE}.")):
+            continue
+        with contextlib.suppress(OSError):
+            if now - entry.lstat().st_mtime > age:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
+
+
 def _check(path: Path) -> BundleInfo:
     work = Path(tempfile.mkdtemp(prefix=".check-", dir=updates_dir()))
     try:
@@ -218,6 +232,7 @@ def upload() -> Any:
             # _upload_limits' stream factory wrote it under the data directory, always.
             raise RuntimeError("the upload was not streamed to the data directory")
         sent.stream.flush()
+        _sweep(updates_dir(), time.time())
         try:
             info = _check(part)
         except BundleError as exc:
