@@ -243,3 +243,37 @@ def test_leftovers_of_interrupted_uploads_are_swept(admin: FlaskClient, box: dic
     assert _upload(admin, bundles["good"]).status_code == 302
     assert not old_part.exists() and not old_check.exists()
     assert fresh.exists()  # perhaps another upload in progress
+
+
+def test_update_page_in_chromium(app: Flask, live_url: str, page: Any, box: dict[str, Path],
+                                 bundles: dict[str, Path], keys: dict[str, Path],
+                                 tmp_path: Path) -> None:
+    """Upload through the file input, confirm Install, and the progress block follows the
+    installer by htmx polling, without a reload, until the result."""
+    from tests.support.web import browser_log_in, make_admin
+
+    make_admin(app)
+    box["unit"].write_text("[Path]\n")
+    browser_log_in(page, live_url, lang="en")
+    page.goto(f"{live_url}/lang/en?next=/update/")
+    page.set_input_files('input[name="bundle"]', str(bundles["good"]))
+    page.click('form[action="/update/upload"] button')
+    page.locator("#pending-version", has_text="7.1.0").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#update-pending button.primary")
+    page.locator('#update-state[data-state="requested"]').wait_for()
+    loaded = page.evaluate("performance.timeOrigin")
+
+    paths = Paths(requests=box["updates"], state=box["state"], repo=tmp_path / "repo",
+                  keyring=keys["trusted"], version_file=box["version"])
+    assert run(paths, arch="amd64", install=False)["state"] == "unpacked"
+    page.locator('#update-state[data-state="unpacked"]').wait_for(timeout=10_000)
+    ask = json.loads((box["updates"] / "requested.json").read_text())
+    box["version"].write_text("7.1.0\n")
+    write_status(box["state"], {"id": ask["id"], "state": "installed", "version": "7.1.0",
+                                "code": "installed"})
+    page.locator('#update-state[data-state="installed"]').wait_for(timeout=10_000)
+    assert page.locator("#installed-version").inner_text() == "7.1.0"
+    assert page.evaluate("performance.timeOrigin") == loaded  # never reloaded
+    assert page.locator("#update-progress[hx-trigger]").count() == 0  # polling stopped
+    assert page.locator("#update-pending").count() == 0  # the installer took the bundle
