@@ -9,11 +9,12 @@ STAMPS := $(VENV)/.stamps
 # Debian packages the project needs: building pjsua2 and the voice prompts (espeak-ng), and
 # real peers for tests (nftables: the edge's kernel bans, tested inside a network namespace;
 # lame: an MP3 encoder, to test the import of MP3 prompts; openssl: throwaway certificates
-# for the mail tests' TLS).
+# for the mail tests' TLS; gnupg, gpgv and apt-utils: signed update bundles made and checked).
 APT_BUILD := build-essential pkg-config swig python3-dev python3-venv xz-utils \
 	debian-archive-keyring dpkg-dev libssl-dev libsrtp2-dev libopus-dev libspeex-dev \
 	libspeexdsp-dev libgsm1-dev libsystemd-dev espeak-ng
-APT_TEST := sip-tester baresip sipvicious sox systemd nftables lame openssl chromium
+APT_TEST := sip-tester baresip sipvicious sox systemd nftables lame openssl chromium \
+	gnupg gpgv apt-utils
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 # Building the images and the .deb, and booting the amd64 image in tests (`make image`, and
 # `make test` through the cached test image): mmdebstrap, partitions without loop devices
@@ -26,7 +27,7 @@ APT_IMAGE := mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-system-x86 ovmf q
 PROMPTS_DIR := share/prompts
 
 .PHONY: all deps venv pjsua2 prompts run test test-fast lint bench clean distclean \
-	deps-image deb image image-amd64 image-arm64 pjsua2-arm64 image-test-cache test-image
+	deps-image deb update-bundle image image-amd64 image-arm64 pjsua2-arm64 image-test-cache test-image
 
 all: test
 
@@ -90,6 +91,13 @@ $(STAMPS)/deps-image: Makefile
 # Our application as office-pbx_<version>_<arch>.deb in build/deb (the path is printed last).
 deb: pjsua2 prompts
 	@bash image/build-deb.sh $(DEB_OUT) amd64 | tail -n1
+
+# The same package as an update bundle to upload in the web UI (System > Update):
+# build/update/office-pbx_<version>_amd64.pbxupdate, signed with the vendor key.
+UPDATE_OUT := build/update
+update-bundle: deps-image pjsua2 prompts
+	@deb=$$(bash image/build-deb.sh $(DEB_OUT) amd64 | tail -n1) && bash image/repo.sh key \
+	  && bash image/repo.sh bundle $(UPDATE_OUT) $$deb | tail -n1
 
 image: image-amd64 image-arm64
 

@@ -89,6 +89,8 @@ class Settings:
     # A factory reset (button held 10 s, `pbx factory-reset`) keeps call recordings and
     # voicemail unless this is false.
     factory_reset_keep_recordings: bool = True
+    # The vendor keys an update uploaded in the web UI must be signed with (System > Update).
+    update_keyring: Path = Path("/usr/share/keyrings/office-pbx.gpg")
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property

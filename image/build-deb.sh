@@ -97,6 +97,9 @@ install -D -m0644 "$repo"/image/systemd/pbx-firewall.service "$root/lib/systemd/
 for unit in pbx-remote-access.path pbx-remote-access.service; do
   install -D -m0644 "$repo/image/systemd/$unit" "$root/lib/systemd/system/$unit"
 done
+# Updates uploaded in the web UI: the path unit starts the (root) installer on a request.
+install -D -m0644 "$repo"/image/systemd/pbx-update.path "$root/lib/systemd/system/pbx-update.path"
+install -D -m0644 "$repo"/image/systemd/pbx-update.service "$root/lib/systemd/system/pbx-update.service"
 install -D -m0755 "$repo"/image/pbxfirewall.py "$root/usr/lib/pbx/pbxfirewall.py"
 for rules in "$repo"/deploy/udev/*.rules; do
   install -D -m0644 "$rules" "$root/lib/udev/rules.d/$(basename "$rules")"

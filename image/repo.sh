@@ -3,6 +3,8 @@
 #
 #   image/repo.sh key                 make the development key in .keys/ (git-ignored) once
 #   image/repo.sh build DIR DEB...    a flat repository in DIR: Packages, Release, InRelease
+#   image/repo.sh bundle OUT_DIR DEB  that repository for one .deb as one file to upload in the
+#                                     web UI: OUT_DIR/office-pbx_<version>_<arch>.pbxupdate
 #
 # The box trusts the public key (/usr/share/keyrings/office-pbx.gpg in the image) and apt
 # checks InRelease's signature and every file's hash: a tampered or unsigned package is not
@@ -39,8 +41,28 @@ build_repo() {
   echo "repo: $dir ($(ls "$dir"/*.deb | wc -l) packages)" >&2
 }
 
+# A plain tar (the .deb is compressed already) of the signed repository, files only, in a
+# fixed order with the .deb's time stamp: the box reads it strictly (appliance/bundle.py).
+make_bundle() {
+  local out=$1 deb=$2 version arch name
+  [ -f "$deb" ] || { echo "repo: no such package $deb" >&2; exit 2; }
+  version=$(dpkg-deb -f "$deb" Version); arch=$(dpkg-deb -f "$deb" Architecture)
+  name=office-pbx_${version}_$arch.pbxupdate
+  work=$(mktemp -d "${TMPDIR:-/tmp}/pbx-bundle.XXXXXX")  # global: the EXIT trap reads it
+  trap 'rm -rf "$work"' EXIT
+  build_repo "$work/repo" "$deb"
+  mkdir -p "$out"
+  (cd "$work/repo" && tar --format=gnu --owner=0 --group=0 --numeric-owner --mode=0644 \
+     --mtime="@$(stat -c %Y "$deb")" -cf "$work/$name" \
+     InRelease Release Release.gpg Packages Packages.gz "$(basename "$deb")")
+  mv -f "$work/$name" "$out/$name"
+  echo "repo: wrote $out/$name" >&2
+  echo "$out/$name"
+}
+
 case "${1:-}" in
   key) make_key ;;
   build) shift; build_repo "$@" ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  bundle) [ $# -eq 3 ] || { sed -n '2,11p' "$0" >&2; exit 2; }; make_bundle "$2" "$3" ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac

@@ -45,7 +45,7 @@ class Systemctl:
     def __call__(self, argv: Sequence[str]) -> int:
         args = list(argv)
         self.calls.append(args)
-        verb = [a for a in args[1:] if not a.startswith("-")][0]
+        verb = next(a for a in args[1:] if not a.startswith("-"))
         if verb in ("enable", "disable"):
             if self.fail:
                 return 1

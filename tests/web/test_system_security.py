@@ -11,7 +11,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance import remote_access
-
 from tests.support.web import FakeEngine, post_form
 from webui.areas.security import ban_rows
 
