@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.test_image_boot import cached_image
+from tests.image.test_image_boot import REPO, cached_image
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
@@ -37,6 +37,10 @@ def test_files(deb: Path) -> None:
     for path in ("./lib/systemd/system/pbx-engine.service",
                  "./lib/systemd/system/pbx-web.service",
                  "./lib/systemd/system/pbx-firewall.service",
+                 "./lib/systemd/system/pbx-update.path",
+                 "./lib/systemd/system/pbx-update.service",
+                 "./lib/systemd/system/pbx-remote-access.path",
+                 "./lib/systemd/system/pbx-remote-access.service",
                  "./lib/udev/rules.d/77-pbx-modems.rules",
                  "./lib/udev/rules.d/78-pbx-gpio.rules",
                  "./usr/lib/pbx/pbxfirewall.py",
@@ -46,6 +50,14 @@ def test_files(deb: Path) -> None:
         assert path in names, path
     assert not any(n.startswith("./var/lib/pbx/") for n in names), "the package ships data"
     assert any("/site-packages/pjsua2" in n for n in names)
+    # Every template, static file and catalog of the web UI (sub-folders too: once only the
+    # top-level templates were packaged and every admin page failed on the box).
+    site = next(n for n in names if n.endswith("/site-packages/webui/")).removesuffix("webui/")
+    tracked = subprocess.run(["git", "ls-files", "webui/templates", "webui/static", "webui/i18n"],
+                             cwd=REPO, check=True, capture_output=True, text=True).stdout.split()
+    assert len(tracked) > 50
+    missing = [f for f in tracked if f"{site}{f}" not in names]
+    assert not missing, missing
 
 
 def test_entry_point_and_venv_are_for_the_box(deb: Path, tmp_path: Path) -> None:
