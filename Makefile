@@ -18,9 +18,11 @@ APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 # Building the images and the .deb, and booting the amd64 image in tests (`make image`, and
 # `make test` through the cached test image): mmdebstrap, partitions without loop devices
 # (mkfs.ext4 -d, mkfs.vfat + mtools, sfdisk), arm64 under qemu-user, qemu + OVMF, apt-ftparchive
-# and gpg for the signed repository.
+# and gpg for the signed repository; for arm64 the cross toolchain (our pjsua2) and
+# qemu-system-arm (the arm64 boot test boots the kernel directly: no firmware package).
 APT_IMAGE := mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-system-x86 ovmf qemu-utils \
-	qemu-user-static binfmt-support arch-test apt-utils gnupg debian-archive-keyring
+	qemu-user-static binfmt-support arch-test apt-utils gnupg debian-archive-keyring \
+	crossbuild-essential-arm64 qemu-system-arm
 
 # The built-in voice prompts (8 kHz WAV per language and key), spoken by espeak-ng.
 PROMPTS_DIR := share/prompts
@@ -44,7 +46,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
 
 # Our pjsua2: the script checks its cache, so this is quick after the first build.
 pjsua2: $(STAMPS)/pjsua2
-$(STAMPS)/pjsua2: $(STAMPS)/venv pjsua2-build/build.sh pjsua2-build/config_site.h pjsua2-build/configure.flags
+$(STAMPS)/pjsua2: $(STAMPS)/venv pjsua2-build/build.sh pjsua2-build/key.sh pjsua2-build/config_site.h pjsua2-build/configure.flags
 	@bash pjsua2-build/build.sh $(PY)
 	@touch $@
 
@@ -98,9 +100,10 @@ image-amd64: deps-image pjsua2 prompts
 	  && bash image/repo.sh build build/repo $$deb \
 	  && bash image/build-image.sh amd64 $$deb $(IMAGE_OUT)/pbx-amd64.img
 
-# arm64 needs our pjsua2 built for aarch64: inside an arm64 Debian root file system under
-# qemu-user (binfmt), once; the wheel is cached like the host's.
-pjsua2-arm64: deps-image
+# arm64 needs our pjsua2 built for aarch64: cross-compiled against an arm64 sysroot, then
+# checked under qemu-user (a call on loopback); once, the wheel is cached like the host's.
+# The host build comes first: it fetches the pjproject source both use.
+pjsua2-arm64: deps deps-image pjsua2
 	@bash image/pjsua2-arm64.sh
 
 image-arm64: deps-image pjsua2-arm64 prompts venv

@@ -58,7 +58,9 @@ case "$ARCH" in
     components=main
     bootdir=/boot/efi ;;
   arm64)
-    pkgs=$common_pkgs,linux-image-arm64,raspi-firmware,firmware-brcm80211
+    # qemu-guest-agent as on amd64: the arm64 boot test (qemu-system-aarch64) reaches the box
+    # through it. On a Pi it never starts (its unit waits for qemu's virtio-serial port).
+    pkgs=$common_pkgs,linux-image-arm64,raspi-firmware,firmware-brcm80211,qemu-guest-agent
     components="main non-free-firmware"
     bootdir=/boot/firmware ;;
   *) die "unknown arch $ARCH" ;;
