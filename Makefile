@@ -28,7 +28,8 @@ APT_IMAGE := mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-system-x86 ovmf q
 PROMPTS_DIR := share/prompts
 
 .PHONY: all deps venv pjsua2 prompts run test test-fast lint bench clean distclean \
-	deps-image deb image image-amd64 image-arm64 pjsua2-arm64 image-test-cache test-image
+	deps-image deb image image-amd64 image-arm64 pjsua2-arm64 image-test-cache test-image \
+	test-image-arm64
 
 all: test
 
@@ -65,8 +66,14 @@ test: pjsua2 prompts
 # The image booted in qemu (tests/image, marker `image`): builds the amd64 image once per
 # set of inputs (cached), then boots it. Not part of `make test`: without a usable KVM a boot
 # takes minutes under emulation and the VM sometimes hangs on its way back from a reboot.
+# (The arm64 boot has its own target, test-image-arm64: it needs the arm64 image built.)
 test-image: pjsua2 prompts image-test-cache
-	$(PY) -m pytest -q -m image tests/image
+	$(PY) -m pytest -q -m image tests/image --ignore=tests/image/test_arm64_boot.py
+
+# The arm64 image booted in qemu-system-aarch64 (emulated Cortex-A72; tests/image/test_arm64_boot.py):
+# builds build/image/pbx-arm64.img first (make image-arm64), then boots it.
+test-image-arm64: image-arm64
+	$(PY) -m pytest -q -m image tests/image/test_arm64_boot.py
 
 # Everything but the 100-leg capacity test.
 test-fast: pjsua2 prompts

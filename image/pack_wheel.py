@@ -19,6 +19,9 @@ import time
 import zipfile
 from pathlib import Path
 
+# Zip dates start in 1980: earlier stamps become its first day.
+ZIP_EPOCH = 315532800
+
 
 def record_hash(data: bytes) -> str:
     """A RECORD hash field: sha256, urlsafe base64 without padding."""
@@ -42,14 +45,15 @@ def top_name(file_name: str) -> str:
     return file_name.split(".", 1)[0]
 
 
-def pack(out_dir: Path, name: str, version: str, tag: str, files: list[Path]) -> Path:
-    """Writes NAME-VERSION-TAG.whl into out_dir; its path."""
+def pack(out_dir: Path, name: str, version: str, tag: str, files: list[Path],
+         epoch: int = 0) -> Path:
+    """Writes NAME-VERSION-TAG.whl into out_dir, entries stamped with epoch; its path."""
     entries = {f.name: f.read_bytes() for f in files}
     entries.update(dist_info(name, version, tag, [top_name(f.name) for f in files]))
     record_path = f"{name}-{version}.dist-info/RECORD"
     record = "".join(f"{path},{record_hash(data)},{len(data)}\n" for path, data in entries.items())
     entries[record_path] = (record + f"{record_path},,\n").encode()
-    stamp = time.gmtime(max(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")), 315532800))
+    stamp = time.gmtime(max(epoch, ZIP_EPOCH))
     wheel = out_dir / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
         for path, data in entries.items():
@@ -68,7 +72,8 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     out_dir, name, version, tag, *files = argv
-    print(pack(Path(out_dir), name, version, tag, [Path(f) for f in files]))
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", ZIP_EPOCH))
+    print(pack(Path(out_dir), name, version, tag, [Path(f) for f in files], epoch))
     return 0
 
 
