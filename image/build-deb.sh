@@ -21,7 +21,7 @@ die() { log "error: $*"; exit 1; }
 
 case "$ARCH" in
   amd64) uname_arch=x86_64; pip_platform="" ;;
-  arm64) uname_arch=aarch64; pip_platform=manylinux2014_aarch64 ;;
+  arm64) uname_arch=aarch64; pip_platform=manylinux2014_aarch64 ;;  # + linux_aarch64 below
   *) die "unknown arch $ARCH (amd64 or arm64)" ;;
 esac
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct)}
@@ -61,9 +61,10 @@ if [ -z "$pip_platform" ]; then
 else
   # Another architecture: binary wheels only, for Debian 12's CPython 3.11.
   # Debian 12 has glibc 2.36: manylinux_2_28 wheels fit (numpy's newest, soundfile's with its
-  # own libsndfile), and pip does not widen an explicit platform by itself.
+  # own libsndfile), and pip does not widen an explicit platform by itself. linux_aarch64 is
+  # our cross-built pjsua2's tag (image/pjsua2-arm64.sh): a wheel for this system only.
   "${pipx[@]}" --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 \
-    --platform "$pip_platform" --only-binary=:all: --python-version 3.11 \
+    --platform "$pip_platform" --platform linux_aarch64 --only-binary=:all: --python-version 3.11 \
     --implementation cp "$work"/wheels/office_pbx-*.whl "$pjwheel" >&2
 fi
 # pip --target leaves scripts with the build's interpreter: ours is the box's venv python.
@@ -77,11 +78,15 @@ PBX
 chmod 0755 "$root$venv/bin/pbx"
 # pyvenv.cfg names the build's temporary path; the box's is /opt/pbx/venv.
 sed -i "s|$root||g" "$root$venv/pyvenv.cfg"
-# What `pbx doctor` reads about our pjsua2 build.
-"$repo/.venv/bin/python" - "$repo/.venv" "$site" <<'PYEOF'
-import pathlib, shutil, sys
+# What `pbx doctor` reads about our pjsua2 build: the host's record, with the cache key of
+# the wheel packaged (arm64's differs from the host's in its architecture only).
+"$repo/.venv/bin/python" - "$repo/.venv" "$site" "$(basename "$(dirname "$pjwheel")")" <<'PYEOF'
+import json, pathlib, sys
 src = next(pathlib.Path(sys.argv[1]).glob("lib/python3*/site-packages/pjsua2_build.json"), None)
-if src: shutil.copy(src, pathlib.Path(sys.argv[2]) / "pjsua2_build.json")
+if src:
+    info = json.loads(src.read_text())
+    info["cache_key"] = sys.argv[3]
+    (pathlib.Path(sys.argv[2]) / "pjsua2_build.json").write_text(json.dumps(info, indent=1))
 PYEOF
 # Where the build's wheels were (direct_url.json) and the build's paths in the activate
 # scripts differ between builds: out, for the same bytes from the same commit.
@@ -110,10 +115,12 @@ rm -f "$root/usr/share/pbx/prompts/.stamp"
 install -D -m0644 "$repo/README.md" "$root/usr/share/doc/office-pbx/README.md"
 install -D -m0644 "$repo/COPYING" "$root/usr/share/doc/office-pbx/copyright"
 
-# Shared libraries our pjsua2 links: their Debian packages become dependencies.
+# Shared libraries our pjsua2 links: their Debian packages become dependencies. The host's
+# packages name them (the same libraries on both architectures); the cross toolchain's own
+# copies (*-arm64-cross) are not what the box has.
 so=$(find "$site" -name '_pjsua2*.so' | head -n1)
 libdeps=$(objdump -p "$so" | awk '/NEEDED/ {print $2}' | while read -r lib; do
-  p=$(dpkg -S "*/$lib" 2>/dev/null | grep -v -- '-dev' | head -n1 | cut -d: -f1) || true
+  p=$(dpkg -S "*/$lib" 2>/dev/null | grep -v -e '-dev' -e '-cross' | head -n1 | cut -d: -f1) || true
   [ -n "$p" ] && echo "$p"; done | sort -u | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6)$' | paste -sd, | sed 's/,/, /g')
 mkdir -p "$root/DEBIAN"
 # Installed-Size as dpkg-gencontrol counts it (KiB per file rounded up, 1 per directory or

@@ -58,12 +58,15 @@ case "$ARCH" in
     components=main
     bootdir=/boot/efi ;;
   arm64)
-    pkgs=$common_pkgs,linux-image-arm64,raspi-firmware,firmware-brcm80211
+    # qemu-guest-agent as on amd64: the arm64 boot test (qemu-system-aarch64) reaches the box
+    # through it. On a Pi it never starts (its unit waits for qemu's virtio-serial port).
+    pkgs=$common_pkgs,linux-image-arm64,raspi-firmware,firmware-brcm80211,qemu-guest-agent
     components="main non-free-firmware"
     bootdir=/boot/firmware ;;
   *) die "unknown arch $ARCH" ;;
 esac
 
+mkdir -p "$(dirname "$OUT")"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/pbx-image.XXXXXX")
 cleanup() {
   # An interrupted mmdebstrap can leave /proc, /sys or /dev mounted in the root file system:
@@ -82,6 +85,17 @@ log "mmdebstrap $SUITE $ARCH from $MIRROR"
 #  - our rootfs overlay (image/rootfs);
 #  - the boot partition's contents under $bootdir (amd64: systemd-boot and the loader entry);
 #  - first-boot state: no SSH host keys, no machine-id, SSH off, root locked.
+# arm64: maintainer scripts run under qemu-user, where one mkinitramfs takes about 18 minutes.
+# The kernel's postinst makes the initramfs; the update-initramfs -u runs that later packages
+# trigger would make it again. So during the install update-initramfs is diverted to a
+# wrapper that skips -u, and the real one is put back before customize.sh.
+initramfs_hooks=()
+if [ "$ARCH" = arm64 ]; then
+  initramfs_hooks=(
+    --essential-hook='chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs.distrib --add /usr/sbin/update-initramfs && printf "#!/bin/sh\n[ \"\$1\" = -u ] && exit 0\nexec /usr/sbin/update-initramfs.distrib \"\$@\"\n" >"$1/usr/sbin/update-initramfs" && chmod 0755 "$1/usr/sbin/update-initramfs"'
+    --customize-hook='rm -f "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs && test -x "$1/usr/sbin/update-initramfs" && ls "$1"/boot/initrd.img-*'
+  )
+fi
 mmdebstrap --variant=minbase --architectures="$ARCH" --components="${components// /,}" \
   --include="$pkgs" --include="$DEB" \
   --hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount \
@@ -90,6 +104,7 @@ mmdebstrap --variant=minbase --architectures="$ARCH" --components="${components/
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-include=/usr/share/doc/office-pbx/*' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+  "${initramfs_hooks[@]}" \
   --customize-hook="sync-in '$here/rootfs' /" \
   --customize-hook='mkdir -p "$1/var/lib/pbx" "$1'"$bootdir"'"' \
   --customize-hook="ARCH=$ARCH ROOT_PART_UUID=$ROOT_PART_UUID ROOT_UUID=$ROOT_UUID DATA_UUID=$DATA_UUID BOOTDIR=$bootdir '$here/customize.sh' \"\$1\"" \

@@ -39,7 +39,12 @@ ENTRY
     # and writes cmdline.txt from this file.
     sed -i -e 's/^#\?ROOTPART=.*/ROOTPART=LABEL=pbx-root/' \
            -e 's/^#\?CONSOLES=.*/CONSOLES="ttyS1,115200 tty0"/' "$r/etc/default/raspi-firmware"
-    chroot "$r" /etc/kernel/postinst.d/z50-raspi-firmware "$kver"
+    # The hook does its work only when DEB_MAINT_PARAMS says "configure" (as the kernel's
+    # postinst sets it); without it, it exits at once and cmdline.txt keeps the
+    # root=/dev/mmcblk0p2 and console of the kernel's first install.
+    chroot "$r" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$kver"
+    grep -q 'root=LABEL=pbx-root' "$r$BOOTDIR/cmdline.txt" \
+      || { log "cmdline.txt lacks root=LABEL=pbx-root: $(cat "$r$BOOTDIR/cmdline.txt")"; exit 1; }
     ;;
 esac
 

@@ -22,10 +22,9 @@ SRC_CACHE=$CACHE/pjproject-src
 WHEEL_CACHE=$CACHE/pjsua2-wheels
 JOBS=${JOBS:-$(nproc)}
 
-# The asterisk source version (and its pjproject tarball) this project tested.
-TESTED_VERSION='1:22.10.1+dfsg+~cs6.17.60671434-1'
-TESTED_TARBALL='asterisk_22.10.1+dfsg+~cs6.17.60671434.orig-Xpjproject.tar.xz'
-TESTED_SHA256='6860c2f7604b4eee75f38151a9ef69774eb3f0c5286fc1d14bc1db2dc5a9e8aa'
+# The tested source (TESTED_*) and the cache key, shared with image/pjsua2-arm64.sh.
+# shellcheck source=key.sh
+. "$here/key.sh"
 
 log() { printf 'pjsua2: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -90,14 +89,9 @@ fetch_tarball() {
 
 # --- 2. the cache key ----------------------------------------------------------
 tarball=$(fetch_tarball)
-src_sha=$(sha256sum "$tarball" | cut -d' ' -f1)
 py_tag=$("$PY" -c 'import sys; print(sys.implementation.cache_tag)')
 arch=$(uname -m)
-# The recipe: compile-time limits, configure flags and a revision number
-# bumped by hand when the build steps change in a way that alters the wheel.
-RECIPE_REVISION=1
-cfg_sha=$( (cat "$here/config_site.h" "$here/configure.flags"; echo "$RECIPE_REVISION") | sha256sum | cut -c1-16)
-key="${src_sha:0:16}-$cfg_sha-$py_tag-$arch"
+key="$(pjsua2_key_prefix "$tarball")-$py_tag-$arch"
 wheel_dir=$WHEEL_CACHE/$key
 
 install_wheel() {
