@@ -5,10 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 KINDS = ("sim", "sip_trunk", "fxo_gateway")
 # Engine states (GET /lines and GET /trunks) -> badge class.
 _OK = {"ready", "in_call", "registered", "ip_authenticated"}
 _WARN = {"starting", "resetting", "registering", "disabled", "unregistered", "unassigned"}
+
+# The engine's state words of SIM lines (LineState), their calls (LineCallState), trunk
+# registrations (RegState) and modems no line claims, as the admin reads them; a word not
+# listed is shown as it is.
+STATE_LABELS = {
+    "disabled": _l("disabled"),
+    "down": _l("down"),
+    "starting": _l("starting"),
+    "ready": _l("ready"),
+    "in_call": _l("in a call"),
+    "resetting": _l("resetting"),
+    "failed": _l("failed"),
+    "unassigned": _l("modem without a line"),
+    "unregistered": _l("not registered"),
+    "registering": _l("registering"),
+    "registered": _l("registered"),
+    "ip_authenticated": _l("by IP address"),
+    "dialing": _l("dialing"),
+    "ringing": _l("ringing"),
+    "alerting": _l("ringing out"),
+    "active": _l("talking"),
+}
 
 
 def signal_bars(csq: Any) -> int | None:

@@ -21,19 +21,16 @@ from ..auth import admin_required, audit
 from ..context import web
 from . import NavItem
 from ._callshared import DIRECTION_LABELS, box_zone, duration, local, parse_time
+from ._linestate import STATE_LABELS
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 NAV = [NavItem("dashboard.index", _l("Dashboard"), "calls", order=10)]
 
 # Line and trunk states as the engine names them: label and badge colour.
-STATES = {
-    "ready": (_l("ready"), "ok"), "registered": (_l("registered"), "ok"),
-    "in_call": (_l("in a call"), "warn"), "starting": (_l("starting"), "warn"),
-    "resetting": (_l("resetting"), "warn"), "registering": (_l("registering"), "warn"),
-    "unassigned": (_l("modem without a line"), "warn"), "down": (_l("down"), "bad"),
-    "failed": (_l("failed"), "bad"), "disabled": (_l("disabled"), "bad"),
-    "unregistered": (_l("not registered"), "bad"),
-}
+_COLOURS = {"ready": "ok", "registered": "ok", "in_call": "warn", "starting": "warn",
+            "resetting": "warn", "registering": "warn", "unassigned": "warn", "down": "bad",
+            "failed": "bad", "disabled": "bad", "unregistered": "bad"}
+STATES = {state: (STATE_LABELS[state], colour) for state, colour in _COLOURS.items()}
 
 # What the engine's call ids look like (uuid-ish); anything else never reaches its socket.
 CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")

@@ -16,7 +16,7 @@ from ..auth import actor, admin_required, audit
 from ..context import web
 from ..forms import FormError, field_errors, parse_form
 from . import NavItem
-from ._linestate import KINDS, badge, line_data, merge, strip_kind
+from ._linestate import KINDS, STATE_LABELS, badge, line_data, merge, strip_kind
 
 bp = Blueprint("lines", __name__, url_prefix="/lines")
 NAV = [NavItem("lines.index", _l("Lines"), "lines", order=10)]
@@ -198,31 +198,8 @@ def line_badge(state: Any) -> str:
     return badge(state)
 
 
-# The engine's state words of SIM lines (LineState), their calls (LineCallState), trunk
-# registrations (RegState) and modems no line claims, as the admin reads them; a word not
-# listed is shown as it is.
-_STATE_LABELS = {
-    "disabled": _l("disabled"),
-    "down": _l("down"),
-    "starting": _l("starting"),
-    "ready": _l("ready"),
-    "in_call": _l("in a call"),
-    "resetting": _l("resetting"),
-    "failed": _l("failed"),
-    "unassigned": _l("not assigned"),
-    "unregistered": _l("not registered"),
-    "registering": _l("registering"),
-    "registered": _l("registered"),
-    "ip_authenticated": _l("by IP address"),
-    "dialing": _l("dialing"),
-    "ringing": _l("ringing"),
-    "alerting": _l("ringing out"),
-    "active": _l("talking"),
-}
-
-
 @bp.app_template_filter("line_state")
 def line_state(state: Any) -> str:
     """An engine state word in the admin's language (for the templates)."""
-    label = _STATE_LABELS.get(state) if isinstance(state, str) else None
+    label = STATE_LABELS.get(state) if isinstance(state, str) else None
     return str(label) if label is not None else str(state)
