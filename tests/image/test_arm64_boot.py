@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import free_port_block
 from tests.image.test_image_boot import health, wait_ready
-from tests.image.vm import GUEST_MAC, VM, GuestError
+from tests.image.vm import GUEST_MAC, VM
 
 pytestmark = [pytest.mark.arm64_image, pytest.mark.timeout(1800)]
 
@@ -98,8 +98,7 @@ class Arm64VM(VM):
 
     def start(self) -> None:
         """Start qemu-system-aarch64 (returns at once; wait_agent waits for the guest)."""
-        fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}"
-                       for guest, host in sorted(self.ports.items()))
+        fwd = self.forwards()
         cmd = [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72",
             "-accel", "tcg,thread=multi", "-m", str(self.memory_mib), "-smp", "2",
@@ -113,13 +112,7 @@ class Arm64VM(VM):
             "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
             "-serial", f"file:{self.serial}",
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.workdir / "qemu.log", "ab"))  # noqa: SIM115
-        deadline = time.monotonic() + 10
-        while not self.qga_path.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise GuestError(f"qemu did not start: {(self.workdir / 'qemu.log').read_text()}")
-            time.sleep(0.05)
+        self.launch(cmd)
 
 
 def guest_cmdline(image_cmdline: str) -> str:

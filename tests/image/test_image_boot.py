@@ -308,6 +308,16 @@ def apt_install(vm: VM) -> tuple[int, str]:
     return r.code, r.out + r.err
 
 
+def assert_updated(vm: VM, new: str) -> None:
+    """The box runs version new, installed cleanly, with the extension and schema kept."""
+    assert installed_version(vm) == new
+    assert vm.check("dpkg-query -W -f='${Version} ${Status}' office-pbx") == \
+        f"{new} install ok installed"
+    wait_ready(vm)
+    assert "201" in vm.check(f"{PBX} ext list --json")
+    assert schema_version(vm) == len(MIGRATIONS)
+
+
 def test_update_keeps_configuration(box: tuple[VM, Path], tmp_path: Path) -> None:
     """A newer .deb from the signed repository: the DB stays, is migrated, services restart."""
     vm, cache = box
@@ -323,12 +333,7 @@ def test_update_keeps_configuration(box: tuple[VM, Path], tmp_path: Path) -> Non
     finally:
         repo.close()
     assert "schema" in out  # the postinst ran `pbx db migrate`
-    assert installed_version(vm) == new
-    assert vm.check("dpkg-query -W -f='${Version} ${Status}' office-pbx") == \
-        f"{new} install ok installed"
-    wait_ready(vm)
-    assert "201" in vm.check(f"{PBX} ext list --json")
-    assert schema_version(vm) == len(MIGRATIONS)
+    assert_updated(vm, new)
     scheme, body = wait_health(vm.ports[443])
     assert body.get("web") == "ok", (scheme, body)
     # postinst stopped the old engine: it ended on its own (SIGTERM), not by abort or kill.
@@ -476,12 +481,7 @@ def test_update_uploaded_in_web_ui(box: tuple[VM, Path], tmp_path: Path) -> None
     print(f"web update: installed in {time.monotonic() - started:.0f} s")
     assert 'data-state="installed"' in progress, progress
     assert f'id="installed-version">{new}<' in progress
-    assert installed_version(vm) == new
-    assert vm.check("dpkg-query -W -f='${Version} ${Status}' office-pbx") == \
-        f"{new} install ok installed"
-    wait_ready(vm)
-    assert "201" in vm.check(f"{PBX} ext list --json")
-    assert schema_version(vm) == len(MIGRATIONS)
+    assert_updated(vm, new)
     assert vm.check("ls /srv/pbx-repo | grep -c deb").strip() == "1"
     audit = vm.check("/opt/pbx/venv/bin/python3 -c \"import sqlite3; print(sqlite3.connect("
                      "'file:/var/lib/pbx/pbx.sqlite3?mode=ro', uri=True).execute("

@@ -183,10 +183,14 @@ class VM:
                 self._fresh_disk()
         raise AssertionError("unreachable")
 
+    def forwards(self) -> str:
+        """qemu's user-mode network options forwarding loopback ports to the guest's."""
+        return ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}"
+                        for guest, host in sorted(self.ports.items()))
+
     def start(self) -> None:
         """Start qemu (returns at once; wait_agent waits for the booted guest)."""
-        fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}"
-                       for guest, host in sorted(self.ports.items()))
+        fwd = self.forwards()
         cmd = [
             "qemu-system-x86_64", "-machine", "q35", "-m", str(self.memory_mib), "-smp", "2",
             "-display", "none", "-no-user-config", "-nodefaults",
@@ -201,6 +205,10 @@ class VM:
         ]
         cmd[1:1] = (["-enable-kvm", "-cpu", "host"] if self.kvm
                     else ["-accel", "tcg,thread=multi", "-cpu", "max"])
+        self.launch(cmd)
+
+    def launch(self, cmd: list[str]) -> None:
+        """Run a qemu command line and wait until its guest agent socket exists."""
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(self.workdir / "qemu.log", "ab"))  # noqa: SIM115
         deadline = time.monotonic() + 10
